@@ -1,0 +1,47 @@
+//! Command line. Every command prints a human table by default and JSON with `--json`.
+//! Exit codes: 0 success, 1 a check failed, 2 error (bad input, I/O, unsupported model).
+
+mod teacher;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "dnas", version, about = "Block-wise knowledge-distillation NAS for mobile CNNs, shipped as ONNX")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import, inspect, check and convert a teacher ONNX model.
+    Teacher {
+        #[command(subcommand)]
+        command: teacher::TeacherCommand,
+    },
+    /// Runs the pipeline stages that exist today on the real teachers installed by setup.
+    Demo(teacher::DemoArgs),
+}
+
+/// Outcome of a command that ran to the end.
+pub enum Outcome {
+    Ok,
+    CheckFailed,
+}
+
+pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Outcome> {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => {
+            // --help / --version
+            e.print()?;
+            return Ok(Outcome::Ok);
+        }
+        Err(e) => return Err(anyhow::anyhow!("{e}")),
+    };
+    match cli.command {
+        Command::Teacher { command } => teacher::run(command),
+        Command::Demo(a) => teacher::demo(a),
+    }
+}

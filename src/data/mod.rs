@@ -1,0 +1,3 @@
+//! Datasets and image preprocessing.
+
+pub mod photos;

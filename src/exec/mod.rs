@@ -1,0 +1,139 @@
+//! The tch executor: runs an IR graph with frozen weights on `cpu` or `cuda:N` and returns the
+//! graph outputs plus any named intermediate tensors ("taps", used to cut a teacher into blocks).
+
+pub mod convert;
+pub mod ops;
+
+use std::collections::HashMap;
+
+use anyhow::{anyhow, bail, Context, Result};
+use tch::{Device, Kind};
+
+pub use convert::{from_tch, parse_device, to_tch};
+
+use crate::ir::{infer_with, Facts, Graph, Node, Tensor};
+
+/// Shape inference for `g` with small constant subgraphs folded through the executor.
+pub fn infer(g: &Graph, input_shapes: &HashMap<String, Vec<usize>>) -> Result<Facts> {
+    infer_with(g, input_shapes, &fold_node)
+}
+
+/// Evaluates one node on constant inputs on the CPU (the folding hook of shape inference).
+pub fn fold_node(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
+    let _guard = tch::no_grad_guard();
+    let ins: Vec<Option<tch::Tensor>> = inputs.iter().map(|t| t.map(|t| to_tch(t, Device::Cpu)).transpose()).collect::<Result<_>>()?;
+    ops::eval(&node.op, &ins)?.iter().map(from_tch).collect()
+}
+
+/// A graph loaded onto a device with frozen weights.
+pub struct Executor {
+    graph: Graph,
+    device: Device,
+    consts: HashMap<String, tch::Tensor>,
+    uses: HashMap<String, usize>,
+}
+
+impl Executor {
+    /// Loads `graph` onto `device`. Refuses graphs with unsupported ops, listing all of them.
+    pub fn new(graph: Graph, device: Device) -> Result<Executor> {
+        graph.check()?;
+        let unsupported = graph.unsupported_ops();
+        if !unsupported.is_empty() {
+            let list: Vec<String> = unsupported.iter().map(|(op, node)| format!("{op} (first at node '{node}')")).collect();
+            bail!("the graph uses ops dnas cannot execute: {}", list.join(", "));
+        }
+        if let Device::Cuda(i) = device {
+            if !tch::Cuda::is_available() || i >= tch::Cuda::device_count() as usize {
+                bail!("device cuda:{i} is not available (CUDA devices visible: {})", tch::Cuda::device_count());
+            }
+        }
+        let mut consts = HashMap::new();
+        for (name, t) in &graph.initializers {
+            consts.insert(name.clone(), to_tch(t, device).with_context(|| format!("initializer '{name}'"))?);
+        }
+        let uses = graph.use_counts().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        Ok(Executor { graph, device, consts, uses })
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Runs the graph. `inputs` are moved to the executor's device; the result holds every graph
+    /// output and every tensor named in `taps`. Intermediates are freed after their last use.
+    pub fn run(&self, inputs: &[(&str, &tch::Tensor)], taps: &[&str]) -> Result<HashMap<String, tch::Tensor>> {
+        let _guard = tch::no_grad_guard();
+        let mut env: HashMap<&str, tch::Tensor> = HashMap::new();
+        for vi in self.graph.data_inputs() {
+            let (_, t) = inputs.iter().find(|(n, _)| *n == vi.name).ok_or_else(|| anyhow!("no value given for graph input '{}'", vi.name))?;
+            if let Some(decl) = &vi.shape {
+                if decl.len() != t.dim() {
+                    bail!("graph input '{}': expected rank {}, got shape {:?}", vi.name, decl.len(), t.size());
+                }
+            }
+            let t = if t.kind() == Kind::Float { t.f_to_device(self.device)? } else { t.shallow_clone() };
+            env.insert(&vi.name, t);
+        }
+        let mut left: HashMap<&str, usize> = self.uses.iter().map(|(k, &v)| (k.as_str(), v)).collect();
+        let keep = |name: &str| taps.contains(&name) || self.graph.outputs.iter().any(|o| o.name == name);
+        let mut kept: HashMap<String, tch::Tensor> = HashMap::new();
+        for node in &self.graph.nodes {
+            let ins: Vec<Option<tch::Tensor>> = node
+                .inputs
+                .iter()
+                .map(|i| {
+                    if i.is_empty() {
+                        return Ok(None);
+                    }
+                    env.get(i.as_str())
+                        .or_else(|| self.consts.get(i))
+                        .map(|t| Some(t.shallow_clone()))
+                        .ok_or_else(|| anyhow!("input '{i}' is undefined"))
+                })
+                .collect::<Result<_>>()
+                .with_context(|| format!("node '{}' ({})", node.name, node.op.name()))?;
+            let outs = ops::eval(&node.op, &ins).with_context(|| format!("node '{}' ({})", node.name, node.op.name()))?;
+            drop(ins);
+            for i in node.inputs.iter().filter(|i| !i.is_empty()) {
+                if let Some(n) = left.get_mut(i.as_str()) {
+                    *n -= 1;
+                    if *n == 0 && !keep(i) {
+                        env.remove(i.as_str());
+                    }
+                }
+            }
+            for (name, t) in node.outputs.iter().zip(outs) {
+                if name.is_empty() {
+                    continue;
+                }
+                if keep(name) {
+                    kept.insert(name.clone(), t.shallow_clone());
+                }
+                env.insert(name, t);
+            }
+        }
+        for tap in taps {
+            if !kept.contains_key(*tap) {
+                match env.get(tap).or_else(|| self.consts.get(*tap)) {
+                    Some(t) => {
+                        kept.insert(tap.to_string(), t.shallow_clone());
+                    }
+                    None => bail!("tap '{tap}' is not a value of the graph"),
+                }
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Runs a single-input graph and returns its first output.
+    pub fn forward(&self, x: &tch::Tensor) -> Result<tch::Tensor> {
+        let input = self.graph.data_inputs().next().ok_or_else(|| anyhow!("the graph has no data input"))?.name.clone();
+        let output = self.graph.outputs.first().ok_or_else(|| anyhow!("the graph has no output"))?.name.clone();
+        let mut out = self.run(&[(&input, x)], &[])?;
+        out.remove(&output).ok_or_else(|| anyhow!("output '{output}' was not computed"))
+    }
+}

@@ -1,0 +1,69 @@
+//! Cost counters over the IR: parameters and multiply-accumulates per node, from inferred shapes.
+//!
+//! Conventions (those of torchvision/timm model cards): MACs count Conv and Gemm/MatMul only
+//! (element-wise ops and pooling are free); parameters are the float initializers a node reads,
+//! excluding BatchNorm running statistics, each initializer counted once.
+
+use std::collections::HashSet;
+
+use super::{Facts, Graph, Op};
+
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct NodeCost {
+    pub node: String,
+    pub op: String,
+    pub params: u64,
+    pub macs: u64,
+    pub output_shape: Vec<usize>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Cost {
+    pub params: u64,
+    pub macs: u64,
+    pub per_node: Vec<NodeCost>,
+}
+
+/// Counts parameters and MACs of `g` for the shapes in `facts` (MACs scale with the batch size
+/// the facts were inferred for).
+pub fn count(g: &Graph, facts: &Facts) -> Cost {
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut total = Cost::default();
+    for n in &g.nodes {
+        let shape = |i: usize| n.inputs.get(i).and_then(|v| facts.get(v)).map(|f| f.shape.clone()).unwrap_or_default();
+        let out = n.outputs.first().and_then(|o| facts.get(o)).map(|f| f.shape.clone()).unwrap_or_default();
+        let out_numel: u64 = out.iter().product::<usize>() as u64;
+        let macs = match &n.op {
+            Op::Conv(_) => {
+                let w = shape(1);
+                if w.len() >= 2 { out_numel * w[1..].iter().product::<usize>() as u64 } else { 0 }
+            }
+            Op::Gemm { trans_a, .. } => {
+                let a = shape(0);
+                if a.len() == 2 { out_numel * if *trans_a { a[0] } else { a[1] } as u64 } else { 0 }
+            }
+            Op::MatMul => shape(0).last().map_or(0, |&k| out_numel * k as u64),
+            _ => 0,
+        };
+        let param_inputs: &[usize] = match n.op {
+            Op::BatchNormalization { .. } => &[1, 2],
+            Op::Conv(_) | Op::Gemm { .. } => &[1, 2],
+            Op::MatMul | Op::Add | Op::Mul | Op::Sub | Op::Div => &[0, 1],
+            _ => &[],
+        };
+        let mut params = 0;
+        for &i in param_inputs {
+            if let Some(name) = n.inputs.get(i) {
+                if let Some(t) = g.initializers.get(name) {
+                    if t.dtype.is_float() && seen.insert(name) {
+                        params += t.numel() as u64;
+                    }
+                }
+            }
+        }
+        total.params += params;
+        total.macs += macs;
+        total.per_node.push(NodeCost { node: n.name.clone(), op: n.op.name().to_string(), params, macs, output_shape: out });
+    }
+    total
+}

@@ -1,0 +1,174 @@
+//! The closed set of operators dnas understands, with typed, validated attributes.
+//!
+//! Attributes are parsed once on import (`onnx::ops`) into these types. Operators whose ONNX form
+//! changed across opsets are stored in one canonical form (the opset-13 one: Squeeze/Unsqueeze
+//! axes, Clip bounds, Pad pads and Slice bounds are *inputs*; ReduceMean axes an attribute), so
+//! the executor, shape inference and cost counters see one form and the writer re-emits it for
+//! the target opset. Every consumer matches exhaustively: a new variant makes the compiler list
+//! every place that must handle it.
+
+use super::tensor::{DType, Tensor};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+pub enum AutoPad {
+    #[default]
+    NotSet,
+    SameUpper,
+    SameLower,
+    Valid,
+}
+
+impl AutoPad {
+    pub fn onnx_name(self) -> &'static str {
+        match self {
+            AutoPad::NotSet => "NOTSET",
+            AutoPad::SameUpper => "SAME_UPPER",
+            AutoPad::SameLower => "SAME_LOWER",
+            AutoPad::Valid => "VALID",
+        }
+    }
+}
+
+/// Convolution attributes (2-D or 1-D; spatial rank is `strides.len()` once resolved).
+#[derive(Clone, Debug, PartialEq, Default, serde::Serialize)]
+pub struct ConvAttrs {
+    /// Taken from the weight when absent.
+    pub kernel_shape: Option<Vec<usize>>,
+    /// Empty means "1 on every spatial axis".
+    pub strides: Vec<usize>,
+    /// `[begin_0, begin_1, …, end_0, end_1, …]`; empty means zeros. Ignored unless auto_pad is NotSet.
+    pub pads: Vec<usize>,
+    pub dilations: Vec<usize>,
+    pub group: usize,
+    pub auto_pad: AutoPad,
+}
+
+/// AveragePool / MaxPool attributes.
+#[derive(Clone, Debug, PartialEq, Default, serde::Serialize)]
+pub struct PoolAttrs {
+    pub kernel_shape: Vec<usize>,
+    pub strides: Vec<usize>,
+    pub pads: Vec<usize>,
+    pub dilations: Vec<usize>,
+    pub ceil_mode: bool,
+    /// AveragePool only.
+    pub count_include_pad: bool,
+    pub auto_pad: AutoPad,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum PadMode {
+    Constant,
+    Reflect,
+    Edge,
+}
+
+impl PadMode {
+    pub fn onnx_name(self) -> &'static str {
+        match self {
+            PadMode::Constant => "constant",
+            PadMode::Reflect => "reflect",
+            PadMode::Edge => "edge",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "op")]
+pub enum Op {
+    /// X, W, [B]
+    Conv(ConvAttrs),
+    /// X, scale, bias, mean, var (inference form)
+    BatchNormalization { epsilon: f32 },
+    Relu,
+    Sigmoid,
+    HardSigmoid { alpha: f32, beta: f32 },
+    HardSwish,
+    /// X, [min], [max]
+    Clip,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    /// A, B, [C]
+    Gemm { alpha: f32, beta: f32, trans_a: bool, trans_b: bool },
+    MatMul,
+    GlobalAveragePool,
+    AveragePool(PoolAttrs),
+    MaxPool(PoolAttrs),
+    /// Axes `None` = all axes.
+    ReduceMean { axes: Option<Vec<i64>>, keepdims: bool },
+    Flatten { axis: i64 },
+    /// data, shape
+    Reshape { allowzero: bool },
+    /// data, [axes]
+    Squeeze,
+    /// data, axes
+    Unsqueeze,
+    Concat { axis: i64 },
+    /// data, pads, [constant_value]
+    Pad { mode: PadMode },
+    Transpose { perm: Option<Vec<i64>> },
+    Constant { value: Tensor },
+    /// shape
+    ConstantOfShape { value: Option<Tensor> },
+    Shape { start: i64, end: Option<i64> },
+    /// data, indices
+    Gather { axis: i64 },
+    Identity,
+    /// Inference: identity on the first output.
+    Dropout,
+    /// `legacy`: opset < 13 semantics (input coerced to 2-D at `axis`).
+    Softmax { axis: i64, legacy: bool },
+    Cast { to: DType },
+    /// data, starts, ends, [axes], [steps]
+    Slice,
+    /// Loaded for inspection; refused by the executor and the writer.
+    Unknown { op_type: String, domain: String },
+}
+
+impl Op {
+    /// The ONNX op_type.
+    pub fn name(&self) -> &str {
+        match self {
+            Op::Conv(_) => "Conv",
+            Op::BatchNormalization { .. } => "BatchNormalization",
+            Op::Relu => "Relu",
+            Op::Sigmoid => "Sigmoid",
+            Op::HardSigmoid { .. } => "HardSigmoid",
+            Op::HardSwish => "HardSwish",
+            Op::Clip => "Clip",
+            Op::Add => "Add",
+            Op::Sub => "Sub",
+            Op::Mul => "Mul",
+            Op::Div => "Div",
+            Op::Gemm { .. } => "Gemm",
+            Op::MatMul => "MatMul",
+            Op::GlobalAveragePool => "GlobalAveragePool",
+            Op::AveragePool(_) => "AveragePool",
+            Op::MaxPool(_) => "MaxPool",
+            Op::ReduceMean { .. } => "ReduceMean",
+            Op::Flatten { .. } => "Flatten",
+            Op::Reshape { .. } => "Reshape",
+            Op::Squeeze => "Squeeze",
+            Op::Unsqueeze => "Unsqueeze",
+            Op::Concat { .. } => "Concat",
+            Op::Pad { .. } => "Pad",
+            Op::Transpose { .. } => "Transpose",
+            Op::Constant { .. } => "Constant",
+            Op::ConstantOfShape { .. } => "ConstantOfShape",
+            Op::Shape { .. } => "Shape",
+            Op::Gather { .. } => "Gather",
+            Op::Identity => "Identity",
+            Op::Dropout => "Dropout",
+            Op::Softmax { .. } => "Softmax",
+            Op::Cast { .. } => "Cast",
+            Op::Slice => "Slice",
+            Op::Unknown { op_type, .. } => op_type,
+        }
+    }
+
+    pub fn is_unknown(&self) -> bool {
+        matches!(self, Op::Unknown { .. })
+    }
+}

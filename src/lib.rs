@@ -1,0 +1,13 @@
+//! dnas: block-wise knowledge-distillation NAS for mobile CNNs, shipped as ONNX.
+//!
+//! Pipeline (see docs/ARCHITECTURE.md): `onnx` (read/write) ⇄ `ir` (graph, ops, shape
+//! inference, cost) → `exec` (tch executor) → `teacher` (inspect, cuts) → `validate` (ORT, tract).
+
+pub mod cli;
+pub mod data;
+pub mod exec;
+pub mod ir;
+pub mod onnx;
+pub mod teacher;
+pub mod util;
+pub mod validate;

@@ -1,0 +1,12 @@
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match dnas::cli::run(std::env::args_os()) {
+        Ok(dnas::cli::Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(dnas::cli::Outcome::CheckFailed) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! ONNX file → IR. Every error names the file and, where it applies, the node, op or tensor.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use prost::Message;
+
+use super::ops;
+use super::proto::{tensor_proto::DataLocation, ModelProto, TensorProto, ValueInfoProto};
+use crate::ir::{DType, Data, Dim, Graph, Node, Op, Tensor, ValueInfo};
+
+/// Reads and imports an ONNX file.
+pub fn read_file(path: &Path) -> Result<Graph> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read '{}'", path.display()))?;
+    read_model(&bytes).with_context(|| format!("'{}'", path.display()))
+}
+
+/// Imports an ONNX model from bytes.
+pub fn read_model(bytes: &[u8]) -> Result<Graph> {
+    let model = ModelProto::decode(bytes).map_err(|e| anyhow!("not a valid ONNX protobuf ({e}); the file may be truncated or not ONNX"))?;
+    import(&model)
+}
+
+fn import(model: &ModelProto) -> Result<Graph> {
+    let g = model.graph.as_ref().ok_or_else(|| anyhow!("the model has no graph (not an ONNX model?)"))?;
+    let opset = model
+        .opset_import
+        .iter()
+        .find(|o| o.domain().is_empty() || o.domain() == "ai.onnx")
+        .map(|o| o.version())
+        .ok_or_else(|| anyhow!("the model imports no default-domain opset"))?;
+    ensure!(opset >= 7, "opset {opset} is older than dnas supports (7)");
+    ensure!(g.sparse_initializer.is_empty(), "sparse initializers are not supported");
+
+    let mut initializers = BTreeMap::new();
+    for t in &g.initializer {
+        let name = t.name().to_string();
+        ensure!(!name.is_empty(), "an initializer has no name");
+        let tensor = tensor_from_proto(t).with_context(|| format!("initializer '{name}'"))?;
+        initializers.insert(name, tensor);
+    }
+    let inputs = g.input.iter().map(value_info).collect::<Result<Vec<_>>>()?;
+    let outputs = g.output.iter().map(value_info).collect::<Result<Vec<_>>>()?;
+
+    let mut nodes = Vec::with_capacity(g.node.len());
+    let mut names = HashSet::new();
+    for (i, n) in g.node.iter().enumerate() {
+        let mut name = if n.name().is_empty() { format!("{}_{}", n.op_type(), i) } else { n.name().to_string() };
+        while !names.insert(name.clone()) {
+            name = format!("{name}_{i}");
+        }
+        let mut node_inputs = n.input.clone();
+        // Trailing empty names are "not given"; drop them so arity checks see the real count.
+        while node_inputs.last().is_some_and(|s| s.is_empty()) {
+            node_inputs.pop();
+        }
+        let named = super::proto::NodeProto { name: Some(name.clone()), ..n.clone() };
+        let op = ops::parse(&named, opset, &mut node_inputs, &mut initializers).with_context(|| format!("node '{}' ({})", name, n.op_type()))?;
+        nodes.push(Node { name, op, inputs: node_inputs, outputs: n.output.clone() });
+    }
+    let metadata = model.metadata_props.iter().map(|p| (p.key().to_string(), p.value().to_string())).collect();
+    let mut graph = Graph { name: g.name().to_string(), inputs, outputs, initializers, nodes, opset, metadata };
+    resolve_reduce_axes(&mut graph)?;
+    graph.toposort()?;
+    Ok(graph)
+}
+
+/// ReduceMean at opset ≥ 18 takes axes as an input; the IR keeps them as an attribute.
+fn resolve_reduce_axes(g: &mut Graph) -> Result<()> {
+    let consts = constant_values(g);
+    for n in &mut g.nodes {
+        if let Op::ReduceMean { axes, .. } = &mut n.op {
+            if n.inputs.len() > 1 && !n.inputs[1].is_empty() {
+                let t = consts.get(&n.inputs[1]).ok_or_else(|| anyhow!("node '{}' (ReduceMean): axes input '{}' must be constant", n.name, n.inputs[1]))?;
+                *axes = Some(t.as_i64s()?);
+                n.inputs.truncate(1);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Initializers plus the values of `Constant` nodes.
+pub fn constant_values(g: &Graph) -> BTreeMap<String, Tensor> {
+    let mut m = g.initializers.clone();
+    for n in &g.nodes {
+        if let Op::Constant { value } = &n.op {
+            m.insert(n.outputs[0].clone(), value.clone());
+        }
+    }
+    m
+}
+
+fn value_info(v: &ValueInfoProto) -> Result<ValueInfo> {
+    let name = v.name().to_string();
+    let tt = match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(super::proto::type_proto::Value::TensorType(tt)) => tt,
+        None => bail!("value '{name}' has no tensor type"),
+    };
+    let dtype = DType::from_onnx(tt.elem_type()).ok_or_else(|| anyhow!("value '{name}' has unsupported element type {}", tt.elem_type()))?;
+    let shape = tt.shape.as_ref().map(|s| {
+        s.dim
+            .iter()
+            .enumerate()
+            .map(|(i, d)| match &d.value {
+                Some(super::proto::tensor_shape_proto::dimension::Value::DimValue(v)) if *v >= 0 => Dim::Fixed(*v as usize),
+                Some(super::proto::tensor_shape_proto::dimension::Value::DimParam(p)) => Dim::Sym(p.clone()),
+                _ => Dim::Sym(format!("{name}_{i}")),
+            })
+            .collect()
+    });
+    Ok(ValueInfo { name, dtype, shape })
+}
+
+/// Decodes a TensorProto (raw_data or typed fields). External data is refused.
+pub fn tensor_from_proto(t: &TensorProto) -> Result<Tensor> {
+    if t.data_location() == DataLocation::External || !t.external_data.is_empty() {
+        bail!("tensor '{}' stores its data in an external file, which dnas does not read; re-save the model with all tensors inside", t.name());
+    }
+    let dtype = DType::from_onnx(t.data_type()).ok_or_else(|| anyhow!("tensor '{}' has unsupported element type {}", t.name(), t.data_type()))?;
+    let dims = t
+        .dims
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| anyhow!("tensor '{}' has negative dimension {d}", t.name())))
+        .collect::<Result<Vec<_>>>()?;
+    let n: usize = dims.iter().product();
+    if let Some(raw) = &t.raw_data {
+        return Tensor::from_raw_bytes(dtype, dims, raw);
+    }
+    let data = match dtype {
+        DType::F32 => Data::F32(t.float_data.clone()),
+        DType::F64 => Data::F64(t.double_data.clone()),
+        DType::I64 => Data::I64(t.int64_data.clone()),
+        DType::I32 | DType::U8 | DType::I8 | DType::Bool => Data::I64(t.int32_data.iter().map(|&v| v as i64).collect()),
+    };
+    let len = match &data {
+        Data::F32(v) => v.len(),
+        Data::F64(v) => v.len(),
+        Data::I64(v) => v.len(),
+    };
+    ensure!(len == n, "tensor '{}' has {} values for shape {:?} ({} expected)", t.name(), len, dims, n);
+    Ok(Tensor { dtype, dims, data })
+}

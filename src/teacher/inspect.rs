@@ -1,0 +1,64 @@
+//! `dnas teacher inspect`: what a teacher is made of and where it can be cut.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::cuts::{auto_cuts, named_cuts, CutPoint};
+use crate::exec::infer;
+use crate::ir::cost::{count, NodeCost};
+use crate::ir::{fixed_input_shapes, Graph};
+
+#[derive(Debug, Serialize)]
+pub struct Inspection {
+    pub name: String,
+    pub opset: i64,
+    pub nodes: usize,
+    pub op_histogram: BTreeMap<String, usize>,
+    pub unsupported_ops: Vec<String>,
+    pub input_shape: Vec<usize>,
+    pub params: u64,
+    /// At batch 1.
+    pub macs: u64,
+    pub layers: Vec<NodeCost>,
+    pub cuts: Vec<CutPoint>,
+    pub cuts_source: &'static str,
+}
+
+/// Inspects `g` at batch 1 (or the given input shape); `cuts` overrides the automatic cuts.
+pub fn inspect(g: &Graph, input_shape: Option<Vec<usize>>, cuts: Option<&[String]>) -> Result<Inspection> {
+    let mut op_histogram = BTreeMap::new();
+    for n in &g.nodes {
+        *op_histogram.entry(n.op.name().to_string()).or_insert(0) += 1;
+    }
+    let unsupported: Vec<String> = g.unsupported_ops().into_iter().map(|(op, node)| format!("{op} (node '{node}')")).collect();
+    if !unsupported.is_empty() {
+        anyhow::bail!("the model uses ops dnas does not support: {}", unsupported.join(", "));
+    }
+    let mut shapes = fixed_input_shapes(g, 1)?;
+    if let Some(s) = input_shape {
+        let name = g.data_inputs().next().map(|i| i.name.clone()).unwrap_or_default();
+        shapes.insert(name, s);
+    }
+    let input_shape = g.data_inputs().next().and_then(|i| shapes.get(&i.name)).cloned().unwrap_or_default();
+    let facts = infer(g, &shapes)?;
+    let cost = count(g, &facts);
+    let (cuts, cuts_source) = match cuts {
+        Some(names) => (named_cuts(g, &facts, names)?, "user"),
+        None => (auto_cuts(g, &facts)?, "auto"),
+    };
+    Ok(Inspection {
+        name: g.name.clone(),
+        opset: g.opset,
+        nodes: g.nodes.len(),
+        op_histogram,
+        unsupported_ops: unsupported,
+        input_shape,
+        params: cost.params,
+        macs: cost.macs,
+        layers: cost.per_node.into_iter().filter(|c| c.macs > 0 || c.params > 0).collect(),
+        cuts,
+        cuts_source,
+    })
+}
