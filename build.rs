@@ -10,9 +10,7 @@ use std::path::PathBuf;
 fn main() {
     println!("cargo:rerun-if-changed=schemas/onnx.proto");
     let fds = protox::compile(["schemas/onnx.proto"], ["schemas"]).expect("compile schemas/onnx.proto");
-    prost_build::Config::new()
-        .compile_fds(fds)
-        .expect("generate Rust code from schemas/onnx.proto");
+    prost_build::Config::new().compile_fds(fds).expect("generate Rust code from schemas/onnx.proto");
 
     println!("cargo:rerun-if-env-changed=DNAS_TORCH_LIB");
     println!("cargo:rerun-if-env-changed=LIBTORCH");
@@ -28,9 +26,7 @@ fn main() {
         }
         println!("cargo:rustc-link-arg=-Wl,--as-needed");
     } else {
-        println!(
-            "cargo:warning=libtorch not found: set DNAS_TORCH_LIB or run tools/setup.sh and source its env.sh"
-        );
+        println!("cargo:warning=libtorch not found: set DNAS_TORCH_LIB or run tools/setup.sh and source its env.sh");
     }
 }
 

@@ -18,7 +18,9 @@ fn vi(name: &str, dims: &[i64]) -> ValueInfoProto {
         r#type: Some(TypeProto {
             value: Some(type_proto::Value::TensorType(type_proto::Tensor {
                 elem_type: Some(1),
-                shape: Some(TensorShapeProto { dim: dims.iter().map(|&d| Dimension { value: Some(Value::DimValue(d)), denotation: None }).collect() }),
+                shape: Some(TensorShapeProto {
+                    dim: dims.iter().map(|&d| Dimension { value: Some(Value::DimValue(d)), denotation: None }).collect(),
+                }),
             })),
             denotation: None,
         }),
@@ -125,7 +127,13 @@ fn input_of_the_wrong_rank() {
 fn wrong_shapes_name_the_node() {
     let dir = tempfile::tempdir().unwrap();
     // A 3-channel input into a conv whose weight expects 5 channels.
-    let w = TensorProto { name: Some("w".into()), dims: vec![4, 5, 3, 3], data_type: Some(1), raw_data: Some(vec![0; 4 * 5 * 9 * 4]), ..Default::default() };
+    let w = TensorProto {
+        name: Some("w".into()),
+        dims: vec![4, 5, 3, 3],
+        data_type: Some(1),
+        raw_data: Some(vec![0; 4 * 5 * 9 * 4]),
+        ..Default::default()
+    };
     let m = model(vec![node("conv_7", "Conv", &["x", "w"], &["y"])], vec![w], "y");
     expect_error(dir.path(), "shapes.onnx", &m, &[], &["conv_7", "Conv", "channels"]);
 }

@@ -53,7 +53,7 @@ fn user_cuts_must_be_points_the_whole_network_passes_through() {
     assert_eq!(r.cuts_source, "user");
     // Inside a residual block the skip branch is live: not a valid cut.
     let inner = g.nodes.iter().find(|n| n.name.contains("layer1.0/conv1")).unwrap().outputs[0].clone();
-    let err = inspect(&g, None, Some(&[inner.clone()])).unwrap_err().to_string();
+    let err = inspect(&g, None, Some(std::slice::from_ref(&inner))).unwrap_err().to_string();
     assert!(err.contains(&inner) && err.contains("passes through"), "{err}");
     let err = inspect(&g, None, Some(&["nope".to_string()])).unwrap_err().to_string();
     assert!(err.contains("'nope' is not a value"), "{err}");

@@ -34,7 +34,8 @@ fn single(op: Op, extra: Vec<(&str, Tensor)>, x_shape: &[usize]) -> Graph {
 }
 
 fn check(label: &str, g: Graph, x_shape: &[usize], with_tract: bool) {
-    let bytes = write_model(&g, &WriteOptions { batch_dim: None, ..Default::default() }).unwrap_or_else(|e| panic!("{label}: write: {e:#}"));
+    let bytes =
+        write_model(&g, &WriteOptions { batch_dim: None, ..Default::default() }).unwrap_or_else(|e| panic!("{label}: write: {e:#}"));
     let x = input(x_shape, 11);
     let ort = run_ort(&bytes, &x);
     let tch = run_tch(&bytes, &x);
@@ -135,7 +136,12 @@ fn shape_ops() {
     check("squeeze", single(Op::Squeeze, vec![("a", ints(vec![2]))], &x), &x, true);
     check("unsqueeze", single(Op::Unsqueeze, vec![("a", ints(vec![0, -1]))], &x), &x, true);
     check("gather", single(Op::Gather { axis: 1 }, vec![("i", ints(vec![2, 0, -1]))], &x), &x, true);
-    check("slice reverse", single(Op::Slice, vec![("s", ints(vec![-1])), ("e", ints(vec![i64::MIN])), ("a", ints(vec![3])), ("t", ints(vec![-1]))], &x), &x, true);
+    check(
+        "slice reverse",
+        single(Op::Slice, vec![("s", ints(vec![-1])), ("e", ints(vec![i64::MIN])), ("a", ints(vec![3])), ("t", ints(vec![-1]))], &x),
+        &x,
+        true,
+    );
     let xp = [1, 2, 5, 6];
     for mode in [PadMode::Constant, PadMode::Reflect, PadMode::Edge] {
         let pads = ints(vec![0, 0, 1, 2, 0, 0, 2, 1]);
@@ -152,7 +158,12 @@ fn concat_of_two_branches_and_shape_subgraph() {
     g.nodes[0].outputs = vec!["r".into()];
     g.initializers.insert("rest".into(), ints(vec![-1, 5, 6]));
     g.initializers.insert("zero".into(), ints(vec![0]));
-    let n = |name: &str, op: Op, ins: &[&str], out: &str| Node { name: name.into(), op, inputs: ins.iter().map(|s| s.to_string()).collect(), outputs: vec![out.into()] };
+    let n = |name: &str, op: Op, ins: &[&str], out: &str| Node {
+        name: name.into(),
+        op,
+        inputs: ins.iter().map(|s| s.to_string()).collect(),
+        outputs: vec![out.into()],
+    };
     g.nodes.push(n("shape", Op::Shape { start: 0, end: None }, &["x"], "s"));
     g.nodes.push(n("gather", Op::Gather { axis: 0 }, &["s", "zero"], "b"));
     g.nodes.push(n("cat", Op::Concat { axis: 0 }, &["b", "rest"], "spec"));

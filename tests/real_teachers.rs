@@ -21,7 +21,13 @@ fn check_teacher(file: &str, mean: [f32; 3], std: [f32; 3]) {
     let r = check(&model(file), &photos_dir(), &opts).expect("check");
     eprintln!(
         "{file}: {} photos, tch vs ORT max rel {:.3e}, tract vs ORT {:.3e}, top-1 {}/{} (ORT {}/{})",
-        r.images, r.tch_vs_ort.max_rel, r.tract_vs_ort.unwrap().max_rel, r.top1_correct_tch, r.labelled, r.top1_correct_ort, r.labelled
+        r.images,
+        r.tch_vs_ort.max_rel,
+        r.tract_vs_ort.unwrap().max_rel,
+        r.top1_correct_tch,
+        r.labelled,
+        r.top1_correct_ort,
+        r.labelled
     );
     assert_eq!(r.images, 20, "foolbox ships 20 labelled ImageNet photos");
     assert!(r.skipped.is_empty(), "{:?}", r.skipped);

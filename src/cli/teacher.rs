@@ -177,7 +177,10 @@ fn print_check(r: &CheckReport) {
         println!("  skipped: {s}");
     }
     println!("{:<28} {:>12} {:>12} {:>12}", "comparison", "max abs", "max rel", "top-1 agree");
-    println!("{:<28} {:>12.3e} {:>12.3e} {:>9}/{}", "dnas tch vs ORT", r.tch_vs_ort.max_abs, r.tch_vs_ort.max_rel, r.top1_agree_tch_ort, r.images);
+    println!(
+        "{:<28} {:>12.3e} {:>12.3e} {:>9}/{}",
+        "dnas tch vs ORT", r.tch_vs_ort.max_abs, r.tch_vs_ort.max_rel, r.top1_agree_tch_ort, r.images
+    );
     if let (Some(d), Some(a)) = (r.tract_vs_ort, r.top1_agree_tract_ort) {
         println!("{:<28} {:>12.3e} {:>12.3e} {:>9}/{}", "tract vs ORT", d.max_abs, d.max_rel, a, r.images);
     }
@@ -200,16 +203,22 @@ pub struct DemoArgs {
 /// Today's demo: stage 1 of the pipeline on the real ImageNet teachers — import, inspect, cut,
 /// and check tch against ORT and tract on real labelled photos.
 pub fn demo(a: DemoArgs) -> Result<Outcome> {
-    let home = std::env::var("DNAS_HOME").map(PathBuf::from).context("DNAS_HOME is not set: run through tools/dnas or source ~/.cache/dnas/env.sh")?;
+    let home = std::env::var("DNAS_HOME")
+        .map(PathBuf::from)
+        .context("DNAS_HOME is not set: run through tools/dnas or source ~/.cache/dnas/env.sh")?;
     let models = a.models.unwrap_or_else(|| home.join("models"));
     let meta_path = models.join("teachers.json");
-    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta_path).with_context(|| format!("cannot read '{}' (run tools/setup.sh)", meta_path.display()))?)?;
+    let meta: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&meta_path).with_context(|| format!("cannot read '{}' (run tools/setup.sh)", meta_path.display()))?,
+    )?;
     let photos = PathBuf::from(std::env::var("DNAS_PKGS").unwrap_or_default()).join("foolbox/foolbox/data");
     let mut ok = true;
     for name in ["efficientnet_lite0", "mobilenet_v2"] {
         let m = &meta[name];
         let model = models.join(format!("{name}.onnx"));
-        let floats = |k: &str| m[k].as_array().map(|v| v.iter().filter_map(|x| x.as_f64()).map(|x| x as f32).collect::<Vec<_>>()).unwrap_or_default();
+        let floats = |k: &str| {
+            m[k].as_array().map(|v| v.iter().filter_map(|x| x.as_f64()).map(|x| x as f32).collect::<Vec<_>>()).unwrap_or_default()
+        };
         println!("\n=== {name} ===");
         let g = read_file(&model)?;
         let r = inspect(&g, None, None)?;

@@ -25,6 +25,15 @@ pub fn fold_node(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>>
     ops::eval(&node.op, &ins)?.iter().map(from_tch).collect()
 }
 
+/// Gives a 4-D tensor NHWC strides (PyTorch's channels_last memory format), which makes
+/// libtorch pick its oneDNN convolution kernels; values and logical shape are unchanged.
+pub fn channels_last(t: &tch::Tensor) -> Result<tch::Tensor> {
+    if t.dim() != 4 {
+        return Ok(t.shallow_clone());
+    }
+    Ok(t.f_permute([0, 2, 3, 1])?.f_contiguous()?.f_permute([0, 3, 1, 2])?)
+}
+
 /// A graph loaded onto a device with frozen weights.
 pub struct Executor {
     graph: Graph,
@@ -49,7 +58,8 @@ impl Executor {
         }
         let mut consts = HashMap::new();
         for (name, t) in &graph.initializers {
-            consts.insert(name.clone(), to_tch(t, device).with_context(|| format!("initializer '{name}'"))?);
+            let v = to_tch(t, device).with_context(|| format!("initializer '{name}'"))?;
+            consts.insert(name.clone(), channels_last(&v)?);
         }
         let uses = graph.use_counts().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         Ok(Executor { graph, device, consts, uses })
@@ -69,13 +79,14 @@ impl Executor {
         let _guard = tch::no_grad_guard();
         let mut env: HashMap<&str, tch::Tensor> = HashMap::new();
         for vi in self.graph.data_inputs() {
-            let (_, t) = inputs.iter().find(|(n, _)| *n == vi.name).ok_or_else(|| anyhow!("no value given for graph input '{}'", vi.name))?;
+            let (_, t) =
+                inputs.iter().find(|(n, _)| *n == vi.name).ok_or_else(|| anyhow!("no value given for graph input '{}'", vi.name))?;
             if let Some(decl) = &vi.shape {
                 if decl.len() != t.dim() {
                     bail!("graph input '{}': expected rank {}, got shape {:?}", vi.name, decl.len(), t.size());
                 }
             }
-            let t = if t.kind() == Kind::Float { t.f_to_device(self.device)? } else { t.shallow_clone() };
+            let t = if t.kind() == Kind::Float { channels_last(&t.f_to_device(self.device)?)? } else { t.shallow_clone() };
             env.insert(&vi.name, t);
         }
         let mut left: HashMap<&str, usize> = self.uses.iter().map(|(k, &v)| (k.as_str(), v)).collect();

@@ -91,7 +91,7 @@ pub fn eval(op: &Op, ins: &[Option<T>]) -> Result<Vec<T>> {
             let b = if *trans_b { req(ins, 1)?.f_tr()? } else { req(ins, 1)?.shallow_clone() };
             let mut y = a.f_matmul(&b)?;
             if *alpha != 1.0 {
-                y = y * (*alpha as f64);
+                y *= *alpha as f64;
             }
             if let Some(c) = ins.get(2).and_then(|c| c.as_ref()) {
                 y = if *beta == 1.0 { y.f_add(c)? } else { y.f_add(&(c * (*beta as f64)))? };
@@ -249,9 +249,18 @@ pub fn eval(op: &Op, ins: &[Option<T>]) -> Result<Vec<T>> {
             let xt = x()?;
             let starts = ints(req(ins, 1)?)?;
             let ends = ints(req(ins, 2)?)?;
-            let axes = match ins.get(3).and_then(|t| t.as_ref()) { Some(t) => ints(t)?, None => (0..starts.len() as i64).collect() };
-            let steps = match ins.get(4).and_then(|t| t.as_ref()) { Some(t) => ints(t)?, None => vec![1; starts.len()] };
-            ensure!(ends.len() == starts.len() && axes.len() == starts.len() && steps.len() == starts.len(), "starts/ends/axes/steps lengths differ");
+            let axes = match ins.get(3).and_then(|t| t.as_ref()) {
+                Some(t) => ints(t)?,
+                None => (0..starts.len() as i64).collect(),
+            };
+            let steps = match ins.get(4).and_then(|t| t.as_ref()) {
+                Some(t) => ints(t)?,
+                None => vec![1; starts.len()],
+            };
+            ensure!(
+                ends.len() == starts.len() && axes.len() == starts.len() && steps.len() == starts.len(),
+                "starts/ends/axes/steps lengths differ"
+            );
             let mut y = xt.shallow_clone();
             for k in 0..starts.len() {
                 let a = norm_axis(axes[k], xt.dim())?;

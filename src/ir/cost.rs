@@ -36,11 +36,19 @@ pub fn count(g: &Graph, facts: &Facts) -> Cost {
         let macs = match &n.op {
             Op::Conv(_) => {
                 let w = shape(1);
-                if w.len() >= 2 { out_numel * w[1..].iter().product::<usize>() as u64 } else { 0 }
+                if w.len() >= 2 {
+                    out_numel * w[1..].iter().product::<usize>() as u64
+                } else {
+                    0
+                }
             }
             Op::Gemm { trans_a, .. } => {
                 let a = shape(0);
-                if a.len() == 2 { out_numel * if *trans_a { a[0] } else { a[1] } as u64 } else { 0 }
+                if a.len() == 2 {
+                    out_numel * if *trans_a { a[0] } else { a[1] } as u64
+                } else {
+                    0
+                }
             }
             Op::MatMul => shape(0).last().map_or(0, |&k| out_numel * k as u64),
             _ => 0,

@@ -82,9 +82,14 @@ impl Graph {
                         Some(p) => bail!(
                             "node '{}' ({}): input '{}' is produced by node '{}' which does not come before it \
                              (the graph has a cycle or is not topologically sorted)",
-                            n.name, n.op.name(), i, p
+                            n.name,
+                            n.op.name(),
+                            i,
+                            p
                         ),
-                        None => bail!("node '{}' ({}): input '{}' is not a graph input, initializer or node output", n.name, n.op.name(), i),
+                        None => {
+                            bail!("node '{}' ({}): input '{}' is not a graph input, initializer or node output", n.name, n.op.name(), i)
+                        }
                     }
                 }
             }

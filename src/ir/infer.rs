@@ -17,7 +17,6 @@ use super::graph::{Dim, Graph, Node};
 use super::op::{AutoPad, ConvAttrs, Op, PoolAttrs};
 use super::tensor::{DType, Data, Tensor};
 
-
 /// What is known about one value.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Fact {
@@ -121,7 +120,13 @@ pub fn infer_with(g: &Graph, input_shapes: &HashMap<String, Vec<usize>>, fold: F
 }
 
 fn fmt_dims(d: &[Dim]) -> String {
-    let parts: Vec<String> = d.iter().map(|d| match d { Dim::Fixed(v) => v.to_string(), Dim::Sym(s) => s.clone() }).collect();
+    let parts: Vec<String> = d
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(v) => v.to_string(),
+            Dim::Sym(s) => s.clone(),
+        })
+        .collect();
     format!("[{}]", parts.join(", "))
 }
 
@@ -147,10 +152,23 @@ pub fn norm_axis(axis: i64, rank: usize) -> Result<usize> {
 }
 
 /// Resolves explicit or automatic padding to `[begin…, end…]` for the given spatial input size.
-pub fn resolve_pads(auto_pad: AutoPad, pads: &[usize], input: &[usize], kernel: &[usize], strides: &[usize], dilations: &[usize]) -> Vec<usize> {
+pub fn resolve_pads(
+    auto_pad: AutoPad,
+    pads: &[usize],
+    input: &[usize],
+    kernel: &[usize],
+    strides: &[usize],
+    dilations: &[usize],
+) -> Vec<usize> {
     let n = input.len();
     match auto_pad {
-        AutoPad::NotSet => if pads.is_empty() { vec![0; 2 * n] } else { pads.to_vec() },
+        AutoPad::NotSet => {
+            if pads.is_empty() {
+                vec![0; 2 * n]
+            } else {
+                pads.to_vec()
+            }
+        }
         AutoPad::Valid => vec![0; 2 * n],
         AutoPad::SameUpper | AutoPad::SameLower => {
             let mut out = vec![0; 2 * n];
@@ -177,7 +195,14 @@ pub struct Window {
 }
 
 impl Window {
-    fn build(auto_pad: AutoPad, kernel: Vec<usize>, strides: &[usize], pads: &[usize], dilations: &[usize], input: &[usize]) -> Result<Window> {
+    fn build(
+        auto_pad: AutoPad,
+        kernel: Vec<usize>,
+        strides: &[usize],
+        pads: &[usize],
+        dilations: &[usize],
+        input: &[usize],
+    ) -> Result<Window> {
         let n = kernel.len();
         ensure!(input.len() == n, "input has {} spatial dims but the kernel has {}", input.len(), n);
         let strides = if strides.is_empty() { vec![1; n] } else { strides.to_vec() };
@@ -207,7 +232,14 @@ impl Window {
             .map(|i| {
                 let padded = input[i] + self.pads[i] + self.pads[n + i];
                 let span = (self.kernel[i] - 1) * self.dilations[i] + 1;
-                ensure!(padded >= span, "spatial axis {} of size {} (padded {}) is smaller than the kernel span {}", i, input[i], padded, span);
+                ensure!(
+                    padded >= span,
+                    "spatial axis {} of size {} (padded {}) is smaller than the kernel span {}",
+                    i,
+                    input[i],
+                    padded,
+                    span
+                );
                 let s = self.strides[i];
                 let mut o = if ceil_mode { (padded - span).div_ceil(s) + 1 } else { (padded - span) / s + 1 };
                 // PyTorch/ONNX rule: the last window must start inside the input or left padding.
@@ -239,14 +271,24 @@ pub fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
 
 fn infer_node(node: &Node, ins: &[Option<&Fact>]) -> Result<Vec<Fact>> {
     let x = || req(ins, 0);
-    let same = || -> Result<Vec<Fact>> { let f = x()?; Ok(vec![Fact::new(f.dtype, f.shape.clone())]) };
+    let same = || -> Result<Vec<Fact>> {
+        let f = x()?;
+        Ok(vec![Fact::new(f.dtype, f.shape.clone())])
+    };
     let out = match &node.op {
         Op::Conv(a) => {
             let (xf, w) = (x()?, req(ins, 1)?);
             ensure!(xf.shape.len() >= 3, "input X must be [N, C, spatial…], got shape {:?}", xf.shape);
             ensure!(w.shape.len() == xf.shape.len(), "weight shape {:?} has a different rank than input {:?}", w.shape, xf.shape);
             let g = a.group.max(1);
-            ensure!(xf.shape[1] == w.shape[1] * g, "input has {} channels but weight {:?} with group {} expects {}", xf.shape[1], w.shape, g, w.shape[1] * g);
+            ensure!(
+                xf.shape[1] == w.shape[1] * g,
+                "input has {} channels but weight {:?} with group {} expects {}",
+                xf.shape[1],
+                w.shape,
+                g,
+                w.shape[1] * g
+            );
             ensure!(w.shape[0] % g == 0, "output channels {} not divisible by group {}", w.shape[0], g);
             if let Some(b) = ins.get(2).copied().flatten() {
                 ensure!(b.shape == [w.shape[0]], "bias shape {:?} must be [{}]", b.shape, w.shape[0]);
@@ -293,13 +335,21 @@ fn infer_node(node: &Node, ins: &[Option<&Fact>]) -> Result<Vec<Fact>> {
             let (a, b) = (x()?, req(ins, 1)?);
             ensure!(!a.shape.is_empty() && !b.shape.is_empty(), "MatMul operands must not be scalars");
             let (mut sa, mut sb) = (a.shape.clone(), b.shape.clone());
-            if sa.len() == 1 { sa.insert(0, 1); }
-            if sb.len() == 1 { sb.push(1); }
+            if sa.len() == 1 {
+                sa.insert(0, 1);
+            }
+            if sb.len() == 1 {
+                sb.push(1);
+            }
             let (ra, rb) = (sa.len(), sb.len());
             ensure!(sa[ra - 1] == sb[rb - 2], "inner dimensions differ: {:?} × {:?}", a.shape, b.shape);
             let mut shape = broadcast(&sa[..ra - 2], &sb[..rb - 2])?;
-            if a.shape.len() > 1 { shape.push(sa[ra - 2]); }
-            if b.shape.len() > 1 { shape.push(sb[rb - 1]); }
+            if a.shape.len() > 1 {
+                shape.push(sa[ra - 2]);
+            }
+            if b.shape.len() > 1 {
+                shape.push(sb[rb - 1]);
+            }
             vec![Fact::new(a.dtype, shape)]
         }
         Op::GlobalAveragePool => {
@@ -324,9 +374,7 @@ fn infer_node(node: &Node, ins: &[Option<&Fact>]) -> Result<Vec<Fact>> {
                 None => (0..r).collect(),
                 Some(a) => a.iter().map(|&a| norm_axis(a, r)).collect::<Result<_>>()?,
             };
-            let shape = (0..r)
-                .filter_map(|i| if axes.contains(&i) { keepdims.then_some(1) } else { Some(f.shape[i]) })
-                .collect();
+            let shape = (0..r).filter_map(|i| if axes.contains(&i) { keepdims.then_some(1) } else { Some(f.shape[i]) }).collect();
             vec![Fact::new(f.dtype, shape)]
         }
         Op::Flatten { axis } => {
@@ -372,9 +420,8 @@ fn infer_node(node: &Node, ins: &[Option<&Fact>]) -> Result<Vec<Fact>> {
             let mut shape = parts[0].shape.clone();
             for p in &parts[1..] {
                 ensure!(p.shape.len() == r, "inputs have ranks {} and {}", r, p.shape.len());
-                for i in 0..r {
-                    ensure!(i == a || p.shape[i] == shape[i], "inputs {:?} and {:?} differ outside axis {}", parts[0].shape, p.shape, a);
-                }
+                let same_outside_axis = p.shape.iter().zip(&shape).enumerate().all(|(i, (x, y))| i == a || x == y);
+                ensure!(same_outside_axis, "inputs {:?} and {:?} differ outside axis {}", parts[0].shape, p.shape, a);
                 shape[a] += p.shape[a];
             }
             vec![Fact::new(parts[0].dtype, shape)]
@@ -447,7 +494,10 @@ fn infer_node(node: &Node, ins: &[Option<&Fact>]) -> Result<Vec<Fact>> {
             let r = f.shape.len();
             let axes = const_ints(ins, 3, "axes")?.unwrap_or_else(|| (0..starts.len() as i64).collect());
             let steps = const_ints(ins, 4, "steps")?.unwrap_or_else(|| vec![1; starts.len()]);
-            ensure!(starts.len() == ends.len() && axes.len() == starts.len() && steps.len() == starts.len(), "starts/ends/axes/steps lengths differ");
+            ensure!(
+                starts.len() == ends.len() && axes.len() == starts.len() && steps.len() == starts.len(),
+                "starts/ends/axes/steps lengths differ"
+            );
             let mut shape = f.shape.clone();
             for k in 0..starts.len() {
                 let a = norm_axis(axes[k], r)?;
@@ -474,14 +524,16 @@ pub fn reshape_target(input: &[usize], spec: &[i64], allowzero: bool) -> Result<
                 infer_at = Some(i);
                 out.push(1);
             }
-            0 if !allowzero => out.push(*input.get(i).ok_or_else(|| anyhow!("shape {:?} copies axis {} of a rank-{} input", spec, i, input.len()))?),
+            0 if !allowzero => {
+                out.push(*input.get(i).ok_or_else(|| anyhow!("shape {:?} copies axis {} of a rank-{} input", spec, i, input.len()))?)
+            }
             s if s >= 0 => out.push(s as usize),
             _ => bail!("invalid dimension {s} in shape {:?}", spec),
         }
     }
     let known: usize = out.iter().product();
     if let Some(i) = infer_at {
-        ensure!(known > 0 && total % known == 0, "cannot reshape {:?} ({} elements) to {:?}", input, total, spec);
+        ensure!(known > 0 && total.is_multiple_of(known), "cannot reshape {:?} ({} elements) to {:?}", input, total, spec);
         out[i] = total / known;
     }
     ensure!(out.iter().product::<usize>() == total, "cannot reshape {:?} ({} elements) to {:?}", input, total, spec);
@@ -535,8 +587,12 @@ mod tests {
 
     #[test]
     fn ceil_mode_drops_a_window_starting_in_right_padding() {
+        // Input 5, k2 s2, pads 1/1: ceil gives 4 windows, but the 4th would start at 6 ≥ 5 + 1.
+        let w = Window { kernel: vec![2], strides: vec![2], dilations: vec![1], pads: vec![1, 1] };
+        assert_eq!(w.output(&[5], true).unwrap(), vec![3]);
+        assert_eq!(w.output(&[5], false).unwrap(), vec![3]);
         let w = Window { kernel: vec![3], strides: vec![2], dilations: vec![1], pads: vec![1, 1] };
-        assert_eq!(w.output(&[6], true).unwrap(), vec![3]);
+        assert_eq!(w.output(&[6], true).unwrap(), vec![4]);
         assert_eq!(w.output(&[112], false).unwrap(), vec![56]);
     }
 

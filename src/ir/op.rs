@@ -79,10 +79,15 @@ pub enum Op {
     /// X, W, [B]
     Conv(ConvAttrs),
     /// X, scale, bias, mean, var (inference form)
-    BatchNormalization { epsilon: f32 },
+    BatchNormalization {
+        epsilon: f32,
+    },
     Relu,
     Sigmoid,
-    HardSigmoid { alpha: f32, beta: f32 },
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
     HardSwish,
     /// X, [min], [max]
     Clip,
@@ -91,40 +96,75 @@ pub enum Op {
     Mul,
     Div,
     /// A, B, [C]
-    Gemm { alpha: f32, beta: f32, trans_a: bool, trans_b: bool },
+    Gemm {
+        alpha: f32,
+        beta: f32,
+        trans_a: bool,
+        trans_b: bool,
+    },
     MatMul,
     GlobalAveragePool,
     AveragePool(PoolAttrs),
     MaxPool(PoolAttrs),
     /// Axes `None` = all axes.
-    ReduceMean { axes: Option<Vec<i64>>, keepdims: bool },
-    Flatten { axis: i64 },
+    ReduceMean {
+        axes: Option<Vec<i64>>,
+        keepdims: bool,
+    },
+    Flatten {
+        axis: i64,
+    },
     /// data, shape
-    Reshape { allowzero: bool },
+    Reshape {
+        allowzero: bool,
+    },
     /// data, [axes]
     Squeeze,
     /// data, axes
     Unsqueeze,
-    Concat { axis: i64 },
+    Concat {
+        axis: i64,
+    },
     /// data, pads, [constant_value]
-    Pad { mode: PadMode },
-    Transpose { perm: Option<Vec<i64>> },
-    Constant { value: Tensor },
+    Pad {
+        mode: PadMode,
+    },
+    Transpose {
+        perm: Option<Vec<i64>>,
+    },
+    Constant {
+        value: Tensor,
+    },
     /// shape
-    ConstantOfShape { value: Option<Tensor> },
-    Shape { start: i64, end: Option<i64> },
+    ConstantOfShape {
+        value: Option<Tensor>,
+    },
+    Shape {
+        start: i64,
+        end: Option<i64>,
+    },
     /// data, indices
-    Gather { axis: i64 },
+    Gather {
+        axis: i64,
+    },
     Identity,
     /// Inference: identity on the first output.
     Dropout,
     /// `legacy`: opset < 13 semantics (input coerced to 2-D at `axis`).
-    Softmax { axis: i64, legacy: bool },
-    Cast { to: DType },
+    Softmax {
+        axis: i64,
+        legacy: bool,
+    },
+    Cast {
+        to: DType,
+    },
     /// data, starts, ends, [axes], [steps]
     Slice,
     /// Loaded for inspection; refused by the executor and the writer.
-    Unknown { op_type: String, domain: String },
+    Unknown {
+        op_type: String,
+        domain: String,
+    },
 }
 
 impl Op {

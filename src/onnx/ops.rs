@@ -149,7 +149,11 @@ pub fn parse(node: &NodeProto, opset: i64, inputs: &mut Vec<String>, new_inits: 
                 auto_pad: auto_pad(&mut a)?,
             };
             ensure!(!p.kernel_shape.is_empty(), "attribute 'kernel_shape' is required");
-            if is_max { Op::MaxPool(p) } else { Op::AveragePool(p) }
+            if is_max {
+                Op::MaxPool(p)
+            } else {
+                Op::AveragePool(p)
+            }
         }
         "ReduceMean" => {
             let keepdims = a.int("keepdims")?.unwrap_or(1) != 0;
@@ -171,7 +175,11 @@ pub fn parse(node: &NodeProto, opset: i64, inputs: &mut Vec<String>, new_inits: 
                     const_input("axes", Tensor::i64(vec![axes.len()], axes), inputs, 1);
                 }
             }
-            if op == "Squeeze" { Op::Squeeze } else { Op::Unsqueeze }
+            if op == "Squeeze" {
+                Op::Squeeze
+            } else {
+                Op::Unsqueeze
+            }
         }
         "Concat" => Op::Concat { axis: a.int("axis")?.ok_or_else(|| anyhow!("attribute 'axis' is required"))? },
         "Pad" => {
@@ -290,7 +298,16 @@ pub fn emit(op: &Op, opset: i64, inputs: &[String], consts: &dyn Fn(&str) -> Opt
             out.push(a_int("group", c.group.max(1) as i64));
         }
         Op::BatchNormalization { epsilon } => out.push(a_float("epsilon", *epsilon)),
-        Op::Relu | Op::Sigmoid | Op::Add | Op::Sub | Op::Mul | Op::Div | Op::MatMul | Op::GlobalAveragePool | Op::Identity | Op::Dropout => {}
+        Op::Relu
+        | Op::Sigmoid
+        | Op::Add
+        | Op::Sub
+        | Op::Mul
+        | Op::Div
+        | Op::MatMul
+        | Op::GlobalAveragePool
+        | Op::Identity
+        | Op::Dropout => {}
         Op::HardSwish => need(14)?,
         Op::HardSigmoid { alpha, beta } => {
             out.push(a_float("alpha", *alpha));
@@ -301,7 +318,10 @@ pub fn emit(op: &Op, opset: i64, inputs: &[String], consts: &dyn Fn(&str) -> Opt
                 let scalar = |k: usize| -> Result<Option<f32>> {
                     match inputs.get(k).filter(|n| !n.is_empty()) {
                         None => Ok(None),
-                        Some(n) => Ok(Some(consts(n).ok_or_else(|| anyhow!("Clip bound '{n}' must be constant for opset {opset}"))?.scalar_f64()? as f32)),
+                        Some(n) => {
+                            Ok(Some(consts(n).ok_or_else(|| anyhow!("Clip bound '{n}' must be constant for opset {opset}"))?.scalar_f64()?
+                                as f32))
+                        }
                     }
                 };
                 if let Some(v) = scalar(1)? {
@@ -404,7 +424,10 @@ pub fn emit(op: &Op, opset: i64, inputs: &[String], consts: &dyn Fn(&str) -> Opt
         }
         Op::Gather { axis } => out.push(a_int("axis", *axis)),
         Op::Softmax { axis, legacy } => {
-            ensure!(!*legacy || opset < 13 || *axis == -1, "legacy (opset < 13) Softmax on axis {axis} cannot be written for opset {opset}");
+            ensure!(
+                !*legacy || opset < 13 || *axis == -1,
+                "legacy (opset < 13) Softmax on axis {axis} cannot be written for opset {opset}"
+            );
             out.push(a_int("axis", *axis));
         }
         Op::Cast { to } => out.push(a_int("to", to.onnx_code() as i64)),
@@ -413,4 +436,3 @@ pub fn emit(op: &Op, opset: i64, inputs: &[String], consts: &dyn Fn(&str) -> Opt
     }
     Ok((out, ins))
 }
-

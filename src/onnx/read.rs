@@ -56,7 +56,8 @@ fn import(model: &ModelProto) -> Result<Graph> {
             node_inputs.pop();
         }
         let named = super::proto::NodeProto { name: Some(name.clone()), ..n.clone() };
-        let op = ops::parse(&named, opset, &mut node_inputs, &mut initializers).with_context(|| format!("node '{}' ({})", name, n.op_type()))?;
+        let op =
+            ops::parse(&named, opset, &mut node_inputs, &mut initializers).with_context(|| format!("node '{}' ({})", name, n.op_type()))?;
         nodes.push(Node { name, op, inputs: node_inputs, outputs: n.output.clone() });
     }
     let metadata = model.metadata_props.iter().map(|p| (p.key().to_string(), p.value().to_string())).collect();
@@ -72,7 +73,9 @@ fn resolve_reduce_axes(g: &mut Graph) -> Result<()> {
     for n in &mut g.nodes {
         if let Op::ReduceMean { axes, .. } = &mut n.op {
             if n.inputs.len() > 1 && !n.inputs[1].is_empty() {
-                let t = consts.get(&n.inputs[1]).ok_or_else(|| anyhow!("node '{}' (ReduceMean): axes input '{}' must be constant", n.name, n.inputs[1]))?;
+                let t = consts
+                    .get(&n.inputs[1])
+                    .ok_or_else(|| anyhow!("node '{}' (ReduceMean): axes input '{}' must be constant", n.name, n.inputs[1]))?;
                 *axes = Some(t.as_i64s()?);
                 n.inputs.truncate(1);
             }
@@ -98,7 +101,8 @@ fn value_info(v: &ValueInfoProto) -> Result<ValueInfo> {
         Some(super::proto::type_proto::Value::TensorType(tt)) => tt,
         None => bail!("value '{name}' has no tensor type"),
     };
-    let dtype = DType::from_onnx(tt.elem_type()).ok_or_else(|| anyhow!("value '{name}' has unsupported element type {}", tt.elem_type()))?;
+    let dtype =
+        DType::from_onnx(tt.elem_type()).ok_or_else(|| anyhow!("value '{name}' has unsupported element type {}", tt.elem_type()))?;
     let shape = tt.shape.as_ref().map(|s| {
         s.dim
             .iter()
@@ -116,9 +120,13 @@ fn value_info(v: &ValueInfoProto) -> Result<ValueInfo> {
 /// Decodes a TensorProto (raw_data or typed fields). External data is refused.
 pub fn tensor_from_proto(t: &TensorProto) -> Result<Tensor> {
     if t.data_location() == DataLocation::External || !t.external_data.is_empty() {
-        bail!("tensor '{}' stores its data in an external file, which dnas does not read; re-save the model with all tensors inside", t.name());
+        bail!(
+            "tensor '{}' stores its data in an external file, which dnas does not read; re-save the model with all tensors inside",
+            t.name()
+        );
     }
-    let dtype = DType::from_onnx(t.data_type()).ok_or_else(|| anyhow!("tensor '{}' has unsupported element type {}", t.name(), t.data_type()))?;
+    let dtype =
+        DType::from_onnx(t.data_type()).ok_or_else(|| anyhow!("tensor '{}' has unsupported element type {}", t.name(), t.data_type()))?;
     let dims = t
         .dims
         .iter()

@@ -72,7 +72,8 @@ pub fn write_model(g: &Graph, opts: &WriteOptions) -> Result<Vec<u8>> {
     let mut nodes = Vec::with_capacity(g.nodes.len());
     let mut used: HashSet<&str> = HashSet::new();
     for n in &g.nodes {
-        let (attribute, inputs) = ops::emit(&n.op, opts.opset, &n.inputs, &lookup).with_context(|| format!("node '{}' ({})", n.name, n.op.name()))?;
+        let (attribute, inputs) =
+            ops::emit(&n.op, opts.opset, &n.inputs, &lookup).with_context(|| format!("node '{}' ({})", n.name, n.op.name()))?;
         nodes.push(NodeProto {
             input: inputs,
             output: n.outputs.clone(),

@@ -62,7 +62,8 @@ pub fn check(model_path: &Path, dir: &Path, opts: &CheckOptions) -> Result<Check
     let list = photos::list(dir, &opts.prefix)?;
     let list: Vec<_> = list.into_iter().take(opts.limit.unwrap_or(usize::MAX)).collect();
     let c = opts.preprocess.crop as usize;
-    let mut rep = CheckReport { model: model_path.display().to_string(), device: format!("{:?}", opts.device), tol: opts.tol, ..Default::default() };
+    let mut rep =
+        CheckReport { model: model_path.display().to_string(), device: format!("{:?}", opts.device), tol: opts.tol, ..Default::default() };
     let mut tract: Option<(usize, TractModel)> = None;
     for chunk in list.chunks(opts.batch.max(1)) {
         let mut data = Vec::with_capacity(chunk.len() * 3 * c * c);
@@ -84,7 +85,8 @@ pub fn check(model_path: &Path, dir: &Path, opts: &CheckOptions) -> Result<Check
         let y_tch = Array::from_tch(&exec.forward(&xt)?)?;
         let y_rt = Array::from_tch(&exec_rt.forward(&xt)?)?;
         let y_ort = ort.run(&x)?.remove(0);
-        let d = diff(&y_tch, &y_ort).with_context(|| format!("tch output {:?} and ORT output {:?} differ in shape", y_tch.shape, y_ort.shape))?;
+        let d = diff(&y_tch, &y_ort)
+            .with_context(|| format!("tch output {:?} and ORT output {:?} differ in shape", y_tch.shape, y_ort.shape))?;
         rep.tch_vs_ort = worst(rep.tch_vs_ort, d);
         rep.roundtrip_vs_tch = worst(rep.roundtrip_vs_tch, diff(&y_rt, &y_tch).context("round-trip output shape differs")?);
         let (a_tch, a_ort) = (y_tch.argmax_rows(), y_ort.argmax_rows());

@@ -18,7 +18,13 @@ pub fn convert(g: &Graph, dir: &Path) -> Result<()> {
     let dims = |d: &Option<Vec<Dim>>| -> serde_json::Value {
         match d {
             None => serde_json::Value::Null,
-            Some(d) => d.iter().map(|d| match d { Dim::Fixed(v) => json!(v), Dim::Sym(s) => json!(s) }).collect(),
+            Some(d) => d
+                .iter()
+                .map(|d| match d {
+                    Dim::Fixed(v) => json!(v),
+                    Dim::Sym(s) => json!(s),
+                })
+                .collect(),
         }
     };
     let nodes: Vec<_> = g

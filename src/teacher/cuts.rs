@@ -122,14 +122,19 @@ pub fn named_cuts(g: &Graph, facts: &Facts, names: &[String]) -> Result<Vec<CutP
         .iter()
         .map(|name| {
             let f = facts.get(name).ok_or_else(|| anyhow!("cut '{name}' is not a value of the graph"))?;
-            let (k, _) = points
-                .iter()
-                .find(|(_, v)| v == name)
-                .ok_or_else(|| anyhow!("cut '{name}' is not a point the whole network passes through (a residual branch or side value is live across it)"))?;
+            let (k, _) = points.iter().find(|(_, v)| v == name).ok_or_else(|| {
+                anyhow!("cut '{name}' is not a point the whole network passes through (a residual branch or side value is live across it)")
+            })?;
             if f.shape.len() != 4 {
                 bail!("cut '{name}' has shape {:?}; cuts must be feature maps [N, C, H, W]", f.shape);
             }
-            Ok(CutPoint { tensor: name.clone(), shape: f.shape.clone(), channels: f.shape[1], stride: h0 / f.shape[2].max(1), node_index: *k })
+            Ok(CutPoint {
+                tensor: name.clone(),
+                shape: f.shape.clone(),
+                channels: f.shape[1],
+                stride: h0 / f.shape[2].max(1),
+                node_index: *k,
+            })
         })
         .collect()
 }

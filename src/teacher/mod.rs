@@ -1,6 +1,6 @@
 //! Teacher import: inspection, block cuts.
 
-pub mod cuts;
 pub mod check;
 pub mod convert;
+pub mod cuts;
 pub mod inspect;

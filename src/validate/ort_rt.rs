@@ -13,7 +13,8 @@ static ENV: OnceLock<std::result::Result<Environment, String>> = OnceLock::new()
 /// The process-wide ORT environment (loads the library on first use).
 pub fn environment() -> Result<&'static Environment> {
     ENV.get_or_init(|| {
-        let path = std::env::var("ORT_DYLIB_PATH").map_err(|_| "ORT_DYLIB_PATH is not set: run tools/setup.sh and source ~/.cache/dnas/env.sh".to_string())?;
+        let path = std::env::var("ORT_DYLIB_PATH")
+            .map_err(|_| "ORT_DYLIB_PATH is not set: run tools/setup.sh and source ~/.cache/dnas/env.sh".to_string())?;
         if !std::path::Path::new(&path).exists() {
             return Err(format!("ORT_DYLIB_PATH points to '{path}', which does not exist"));
         }

@@ -17,10 +17,7 @@ impl TractModel {
             .map_err(|e| anyhow!("tract cannot read the model: {e:#}"))?
             .with_input_fact(0, f32::fact(input_shape).into())
             .map_err(|e| anyhow!("tract input fact: {e:#}"))?;
-        let plan = model
-            .into_optimized()
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| anyhow!("tract cannot optimise the model: {e:#}"))?;
+        let plan = model.into_optimized().and_then(|m| m.into_runnable()).map_err(|e| anyhow!("tract cannot optimise the model: {e:#}"))?;
         Ok(TractModel { plan })
     }
 
