@@ -264,6 +264,18 @@ fn a_tensor(name: &str, t: &Tensor) -> AttributeProto {
     AttributeProto { t: Some(tensor_to_proto("", t)), ..attr(name, AttributeType::Tensor) }
 }
 
+/// strides, and either explicit pads or auto_pad (never both), shared by Conv and the pools.
+fn emit_window(out: &mut Vec<AttributeProto>, strides: &[usize], pads: &[usize], auto_pad: AutoPad) {
+    if !strides.is_empty() {
+        out.push(a_usizes("strides", strides));
+    }
+    if auto_pad != AutoPad::NotSet {
+        out.push(a_str("auto_pad", auto_pad.onnx_name()));
+    } else if !pads.is_empty() {
+        out.push(a_usizes("pads", pads));
+    }
+}
+
 /// Emits the attributes of `op` for `opset`. `consts` gives constant inputs that older opsets
 /// take as attributes; returns the attributes and the (possibly shortened) input list.
 pub fn emit(op: &Op, opset: i64, inputs: &[String], consts: &dyn Fn(&str) -> Option<Tensor>) -> Result<(Vec<AttributeProto>, Vec<String>)> {
@@ -282,16 +294,7 @@ pub fn emit(op: &Op, opset: i64, inputs: &[String], consts: &dyn Fn(&str) -> Opt
             if let Some(k) = &c.kernel_shape {
                 out.push(a_usizes("kernel_shape", k));
             }
-            if !c.strides.is_empty() {
-                out.push(a_usizes("strides", &c.strides));
-            }
-            if c.auto_pad == AutoPad::NotSet {
-                if !c.pads.is_empty() {
-                    out.push(a_usizes("pads", &c.pads));
-                }
-            } else {
-                out.push(a_str("auto_pad", c.auto_pad.onnx_name()));
-            }
+            emit_window(&mut out, &c.strides, &c.pads, c.auto_pad);
             if !c.dilations.is_empty() {
                 out.push(a_usizes("dilations", &c.dilations));
             }
@@ -345,16 +348,7 @@ pub fn emit(op: &Op, opset: i64, inputs: &[String], consts: &dyn Fn(&str) -> Opt
         }
         Op::AveragePool(p) | Op::MaxPool(p) => {
             out.push(a_usizes("kernel_shape", &p.kernel_shape));
-            if !p.strides.is_empty() {
-                out.push(a_usizes("strides", &p.strides));
-            }
-            if p.auto_pad == AutoPad::NotSet {
-                if !p.pads.is_empty() {
-                    out.push(a_usizes("pads", &p.pads));
-                }
-            } else {
-                out.push(a_str("auto_pad", p.auto_pad.onnx_name()));
-            }
+            emit_window(&mut out, &p.strides, &p.pads, p.auto_pad);
             if p.ceil_mode {
                 out.push(a_int("ceil_mode", 1));
             }
