@@ -16,12 +16,6 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn peak_rss_mib() -> f64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-        / 1024.0
-}
-
 fn time<F: FnMut() -> Result<()>>(warmup: usize, runs: usize, mut f: F) -> Result<f64> {
     for _ in 0..warmup {
         f()?;
@@ -81,6 +75,6 @@ fn main() -> Result<()> {
         let name = std::path::Path::new(path).file_name().unwrap().to_string_lossy().to_string();
         println!("{:<28} {:>12.1} {:>12.1} {:>12.2} {:>16}", name, ort_ms, dnas_ms, dnas_ms / ort_ms, format!("{device:?}"));
     }
-    println!("peak RSS {:.0} MiB", peak_rss_mib());
+    println!("peak RSS {:.0} MiB", dnas::util::peak_rss_mib());
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! Exit codes: 0 success, 1 a check failed, 2 error (bad input, I/O, unsupported model).
 
 mod teacher;
+pub mod train;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -20,6 +21,10 @@ enum Command {
         #[command(subcommand)]
         command: teacher::TeacherCommand,
     },
+    /// Trains an EfficientNet-style teacher from an architecture JSON and exports it as ONNX.
+    TrainTeacher(train::TrainTeacherArgs),
+    /// Top-1 of an ONNX classifier on a dataset split through ONNX Runtime and tract.
+    Eval(train::EvalArgs),
     /// Runs the pipeline stages that exist today on the real teachers installed by setup.
     Demo(teacher::DemoArgs),
 }
@@ -43,5 +48,7 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Outcome
     match cli.command {
         Command::Teacher { command } => teacher::run(command),
         Command::Demo(a) => teacher::demo(a),
+        Command::TrainTeacher(a) => train::train_teacher(a),
+        Command::Eval(a) => train::eval(a),
     }
 }

@@ -77,7 +77,7 @@ impl Executor {
     /// output and every tensor named in `taps`. Intermediates are freed after their last use.
     pub fn run(&self, inputs: &[(&str, &tch::Tensor)], taps: &[&str]) -> Result<HashMap<String, tch::Tensor>> {
         let _guard = tch::no_grad_guard();
-        let mut env: HashMap<&str, tch::Tensor> = HashMap::new();
+        let mut env: HashMap<String, tch::Tensor> = HashMap::new();
         for vi in self.graph.data_inputs() {
             let (_, t) =
                 inputs.iter().find(|(n, _)| *n == vi.name).ok_or_else(|| anyhow!("no value given for graph input '{}'", vi.name))?;
@@ -87,54 +87,15 @@ impl Executor {
                 }
             }
             let t = if t.kind() == Kind::Float { channels_last(&t.f_to_device(self.device)?)? } else { t.shallow_clone() };
-            env.insert(&vi.name, t);
+            env.insert(vi.name.clone(), t);
         }
-        let mut left: HashMap<&str, usize> = self.uses.iter().map(|(k, &v)| (k.as_str(), v)).collect();
         let keep = |name: &str| taps.contains(&name) || self.graph.outputs.iter().any(|o| o.name == name);
-        let mut kept: HashMap<String, tch::Tensor> = HashMap::new();
-        for node in &self.graph.nodes {
-            let ins: Vec<Option<tch::Tensor>> = node
-                .inputs
-                .iter()
-                .map(|i| {
-                    if i.is_empty() {
-                        return Ok(None);
-                    }
-                    env.get(i.as_str())
-                        .or_else(|| self.consts.get(i))
-                        .map(|t| Some(t.shallow_clone()))
-                        .ok_or_else(|| anyhow!("input '{i}' is undefined"))
-                })
-                .collect::<Result<_>>()
-                .with_context(|| format!("node '{}' ({})", node.name, node.op.name()))?;
-            let outs = ops::eval(&node.op, &ins).with_context(|| format!("node '{}' ({})", node.name, node.op.name()))?;
-            drop(ins);
-            for i in node.inputs.iter().filter(|i| !i.is_empty()) {
-                if let Some(n) = left.get_mut(i.as_str()) {
-                    *n -= 1;
-                    if *n == 0 && !keep(i) {
-                        env.remove(i.as_str());
-                    }
-                }
-            }
-            for (name, t) in node.outputs.iter().zip(outs) {
-                if name.is_empty() {
-                    continue;
-                }
-                if keep(name) {
-                    kept.insert(name.clone(), t.shallow_clone());
-                }
-                env.insert(name, t);
-            }
-        }
+        let lookup = |name: &str| self.consts.get(name).map(|t| t.shallow_clone());
+        let mut kept = interpret(&self.graph, env, &lookup, &keep, &self.uses, &mut |node, ins| ops::eval(&node.op, ins))?;
         for tap in taps {
             if !kept.contains_key(*tap) {
-                match env.get(tap).or_else(|| self.consts.get(*tap)) {
-                    Some(t) => {
-                        kept.insert(tap.to_string(), t.shallow_clone());
-                    }
-                    None => bail!("tap '{tap}' is not a value of the graph"),
-                }
+                let t = lookup(tap).ok_or_else(|| anyhow!("tap '{tap}' is not a value of the graph"))?;
+                kept.insert(tap.to_string(), t);
             }
         }
         Ok(kept)
@@ -147,4 +108,62 @@ impl Executor {
         let mut out = self.run(&[(&input, x)], &[])?;
         out.remove(&output).ok_or_else(|| anyhow!("output '{output}' was not computed"))
     }
+}
+
+/// Walks `graph`'s nodes in order: `env` holds the graph inputs, `consts` resolves initializers,
+/// `eval` computes one node. Values are freed after their last use unless `keep` says otherwise;
+/// the kept values (graph outputs, taps) are returned. Shared by the frozen [`Executor`] and the
+/// trainable module (which evaluates BatchNorm in training mode).
+pub fn interpret(
+    graph: &Graph,
+    mut env: HashMap<String, tch::Tensor>,
+    consts: &dyn Fn(&str) -> Option<tch::Tensor>,
+    keep: &dyn Fn(&str) -> bool,
+    uses: &HashMap<String, usize>,
+    eval: &mut dyn FnMut(&Node, &[Option<tch::Tensor>]) -> Result<Vec<tch::Tensor>>,
+) -> Result<HashMap<String, tch::Tensor>> {
+    let mut left: HashMap<&str, usize> = uses.iter().map(|(k, &v)| (k.as_str(), v)).collect();
+    let mut kept: HashMap<String, tch::Tensor> = HashMap::new();
+    for (name, t) in &env {
+        if keep(name) {
+            kept.insert(name.clone(), t.shallow_clone());
+        }
+    }
+    for node in &graph.nodes {
+        let ins: Vec<Option<tch::Tensor>> = node
+            .inputs
+            .iter()
+            .map(|i| {
+                if i.is_empty() {
+                    return Ok(None);
+                }
+                env.get(i.as_str())
+                    .map(|t| t.shallow_clone())
+                    .or_else(|| consts(i))
+                    .map(Some)
+                    .ok_or_else(|| anyhow!("input '{i}' is undefined"))
+            })
+            .collect::<Result<_>>()
+            .with_context(|| format!("node '{}' ({})", node.name, node.op.name()))?;
+        let outs = eval(node, &ins).with_context(|| format!("node '{}' ({})", node.name, node.op.name()))?;
+        drop(ins);
+        for i in node.inputs.iter().filter(|i| !i.is_empty()) {
+            if let Some(n) = left.get_mut(i.as_str()) {
+                *n -= 1;
+                if *n == 0 && !keep(i) {
+                    env.remove(i.as_str());
+                }
+            }
+        }
+        for (name, t) in node.outputs.iter().zip(outs) {
+            if name.is_empty() {
+                continue;
+            }
+            if keep(name) {
+                kept.insert(name.clone(), t.shallow_clone());
+            }
+            env.insert(name.clone(), t);
+        }
+    }
+    Ok(kept)
 }

@@ -1,7 +1,9 @@
 //! dnas's one intermediate representation. ONNX import and the search-space child both produce
 //! a [`Graph`]; the tch executor, the ONNX writer and the cost counters all consume it.
 
+pub mod builder;
 pub mod cost;
+pub mod fold;
 pub mod graph;
 pub mod infer;
 pub mod op;

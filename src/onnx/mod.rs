@@ -1,5 +1,6 @@
 //! ONNX ⇄ IR. `schemas/onnx.proto` is compiled by build.rs (protox + prost-build).
 
+pub mod export;
 pub mod ops;
 pub mod read;
 pub mod write;

@@ -1,5 +1,6 @@
 //! Runtimes other than libtorch: ONNX Runtime (ort) and tract. The only place they live.
 
+pub mod accuracy;
 pub mod compare;
 pub mod ort_rt;
 pub mod tract_rt;

@@ -2,7 +2,7 @@
 //! exports the reference models first; a test that cannot find them fails, it never skips.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use dnas::exec::Executor;
 use dnas::onnx::{read_model, write_model, WriteOptions};
@@ -81,4 +81,31 @@ pub fn assert_parity_and_round_trip(bytes: &[u8], x: &Array, tol: f64, label: &s
     let e = d(&tract_rt, &ort);
     assert!(e.max_rel <= tol, "{label}: tract on the round-tripped model vs ORT max rel {:.3e}", e.max_rel);
     eprintln!("{label}: tch vs ORT ok; round trip ok in tch, ORT and tract");
+}
+
+/// An IDX file: u8 data with the given dims.
+pub fn idx_bytes(dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut b = vec![0, 0, 8, dims.len() as u8];
+    for d in dims {
+        b.extend_from_slice(&d.to_be_bytes());
+    }
+    b.extend_from_slice(data);
+    b
+}
+
+/// Writes `n` 6×5 images (pixel value = 10·label + position) and their labels, gzipped or not.
+pub fn write_idx(dir: &Path, prefix: &str, n: usize, gz: bool) {
+    let pixels: Vec<u8> = (0..n * 30).map(|i| ((i / 30) % 10 * 10 + i % 30) as u8).collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    for (kind, bytes) in [("images-idx3", idx_bytes(&[n as u32, 6, 5], &pixels)), ("labels-idx1", idx_bytes(&[n as u32], &labels))] {
+        let name = format!("{prefix}-{kind}-ubyte{}", if gz { ".gz" } else { "" });
+        let mut f = std::fs::File::create(dir.join(name)).unwrap();
+        if gz {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut e, &bytes).unwrap();
+            std::io::Write::write_all(&mut f, &e.finish().unwrap()).unwrap();
+        } else {
+            std::io::Write::write_all(&mut f, &bytes).unwrap();
+        }
+    }
 }

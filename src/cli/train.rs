@@ -1,0 +1,293 @@
+//! `dnas train-teacher` (an EfficientNet-style teacher trained on the shared loop, exported as
+//! ONNX and evaluated through ONNX Runtime) and `dnas eval` (top-1 of any ONNX classifier on a
+//! dataset through ONNX Runtime and tract).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use super::Outcome;
+use crate::data::loader::LoaderConfig;
+use crate::data::{open, DataSpec, Dataset, Loader, Splits};
+use crate::exec::parse_device;
+use crate::nets::{build, NetSpec};
+use crate::onnx::export::export;
+use crate::onnx::WriteOptions;
+use crate::train::classify::{evaluate, Classifier};
+use crate::train::optim::OptimConfig;
+use crate::train::schedule::Decay;
+use crate::train::{fit, TrainConfig, Trainable};
+use crate::util::write_atomic;
+use crate::validate::accuracy::{ort_top1, tract_top1};
+
+#[derive(Args, Clone)]
+pub struct DataArgs {
+    /// fmnist (embedded default), idx:DIR, cifar10:DIR, cifar100:DIR or folder:DIR.
+    #[arg(long, default_value = "fmnist")]
+    pub data: String,
+    /// Samples carved from train (seeded) as the held-out split.
+    #[arg(long, default_value_t = 5000)]
+    pub held_out: usize,
+    /// ImageFolder only: crop size and channels.
+    #[arg(long)]
+    pub size: Option<u32>,
+    #[arg(long)]
+    pub channels: Option<usize>,
+    /// Decoding threads.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+}
+
+impl DataArgs {
+    pub fn spec(&self, seed: u64) -> DataSpec {
+        DataSpec { source: self.data.clone(), held_out: self.held_out, seed, size: self.size, channels: self.channels }
+    }
+}
+
+#[derive(Args, Clone)]
+pub struct TrainArgs {
+    #[arg(long, default_value_t = 12)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    /// sgd, adamw or rmsprop.
+    #[arg(long, default_value = "adamw")]
+    pub optimizer: String,
+    #[arg(long, default_value_t = 3e-3)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 0.05)]
+    pub weight_decay: f64,
+    /// cosine, step or exp.
+    #[arg(long, default_value = "cosine")]
+    pub schedule: String,
+    #[arg(long, default_value_t = 0.5)]
+    pub warmup_epochs: f64,
+    #[arg(long, default_value_t = 0.1)]
+    pub label_smoothing: f64,
+    /// EMA decay of the weights (e.g. 0.999).
+    #[arg(long)]
+    pub ema: Option<f64>,
+    /// Clip the global gradient norm.
+    #[arg(long)]
+    pub clip: Option<f64>,
+    #[arg(long, default_value_t = 200)]
+    pub ckpt_every: usize,
+    #[arg(long, default_value_t = 20)]
+    pub log_every: usize,
+    /// Stop after this many steps (smoke runs).
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// Train on the first N training samples only.
+    #[arg(long)]
+    pub train_subset: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// libtorch threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Continue the run in the output directory from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+impl TrainArgs {
+    pub fn config(&self) -> Result<TrainConfig> {
+        Ok(TrainConfig {
+            epochs: self.epochs,
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            optim: OptimConfig::parse(&self.optimizer)?,
+            decay: Decay::parse(&self.schedule)?,
+            warmup_epochs: self.warmup_epochs,
+            ema: self.ema,
+            clip: self.clip,
+            ckpt_every: self.ckpt_every,
+            log_every: self.log_every,
+            max_steps: self.max_steps,
+        })
+    }
+}
+
+#[derive(Args)]
+pub struct TrainTeacherArgs {
+    /// Architecture JSON (e.g. models/archs/fmnist_teacher.json).
+    #[arg(long)]
+    arch: PathBuf,
+    #[arg(short, long)]
+    output: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    train: TrainArgs,
+    /// Skip the final evaluation through ONNX Runtime and tract.
+    #[arg(long)]
+    no_validate: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    model: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    /// test, held-out or train.
+    #[arg(long, default_value = "test")]
+    split: String,
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// ORT intra-op threads (0 = ORT's default).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    #[arg(long)]
+    no_tract: bool,
+    /// Exit 1 when ORT's top-1 is below this (0..1).
+    #[arg(long)]
+    min_top1: Option<f64>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn set_threads(n: usize) {
+    let n = if n == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { n };
+    tch::set_num_threads(n as i32);
+}
+
+fn split<'a>(s: &'a Splits, name: &str) -> Result<&'a crate::data::Subset> {
+    Ok(match name {
+        "test" => &s.test,
+        "held-out" | "heldout" => &s.held_out,
+        "train" => &s.train,
+        other => bail!("unknown split '{other}' (test, held-out, train)"),
+    })
+}
+
+pub fn train_teacher(a: TrainTeacherArgs) -> Result<Outcome> {
+    let t0 = std::time::Instant::now();
+    set_threads(a.train.threads);
+    let device = parse_device(&a.train.device)?;
+    let spec = NetSpec::load(&a.arch)?;
+    let data_spec = a.data.spec(a.train.seed);
+    let splits = open(&data_spec)?;
+    let mut train_set = splits.train.clone();
+    if let Some(n) = a.train.train_subset {
+        train_set = train_set.take(n);
+    }
+    if splits.train.shape() != spec.input {
+        bail!("'{}' expects input {:?} but --data {} gives {:?}", a.arch.display(), spec.input, a.data.data, splits.train.shape());
+    }
+    if splits.train.num_classes() > spec.classes {
+        bail!("'{}' has {} classes but the data has {}", a.arch.display(), spec.classes, splits.train.num_classes());
+    }
+    let cfg = a.train.config()?;
+    let run = &a.output;
+    std::fs::create_dir_all(run).with_context(|| format!("cannot create '{}'", run.display()))?;
+    let record = serde_json::json!({"command": "train-teacher", "arch": spec, "data": data_spec, "train": cfg, "batch": a.train.batch,
+        "seed": a.train.seed, "train_subset": a.train.train_subset, "dnas_version": env!("CARGO_PKG_VERSION")});
+    if !a.train.resume || !run.join("run.json").exists() {
+        write_atomic(&run.join("run.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
+    }
+    let graph = build(&spec, a.train.seed)?;
+    let mut learner = Classifier { module: Trainable::new(graph, device)?, label_smoothing: a.train.label_smoothing };
+    let loader = Loader::new(
+        Arc::new(train_set),
+        LoaderConfig {
+            batch: a.train.batch,
+            shuffle: true,
+            augment: true,
+            drop_last: true,
+            seed: a.train.seed,
+            workers: a.data.workers,
+            prefetch: 4,
+        },
+    );
+    let held = Loader::new(Arc::new(splits.held_out.clone()), LoaderConfig::eval(256));
+    let quiet = a.json;
+    let summary = fit(&mut learner, &loader, &cfg, run, a.train.resume, quiet, &mut |l, _epoch| {
+        if held.dataset().is_empty() {
+            return Ok(serde_json::json!({}));
+        }
+        let r = evaluate(&l.module, &held)?;
+        Ok(serde_json::json!({"held_out_top1": r.top1, "held_out_loss": r.loss}))
+    })?;
+    let test_loader = Loader::new(Arc::new(splits.test.clone()), LoaderConfig::eval(256));
+    let tch_test = evaluate(&learner.module, &test_loader)?;
+    let graph = learner.module.to_graph()?;
+    let meta = [
+        ("dnas.preprocessing", splits.train.preprocessing().to_string()),
+        ("dnas.dataset", a.data.data.clone()),
+        ("dnas.train", serde_json::to_string(&record)?),
+    ];
+    let model_path = run.join("model.onnx");
+    let bytes = export(&graph, &model_path, &meta, &WriteOptions::default())?;
+    let facts = crate::exec::infer(&graph, &crate::ir::fixed_input_shapes(&graph, 1)?)?;
+    let cost = crate::ir::cost::count(&graph, &facts);
+    let mut result = serde_json::json!({
+        "model": model_path, "params": cost.params, "macs": cost.macs, "train": summary,
+        "test_top1_tch": tch_test.top1, "wall_seconds": t0.elapsed().as_secs_f64(),
+    });
+    if !a.no_validate {
+        let ort = ort_top1(&bytes, &test_loader, 0)?;
+        result["test_top1_onnxruntime"] = serde_json::json!(ort.top1);
+        let tr = tract_top1(&bytes, &test_loader)?;
+        result["test_top1_tract"] = serde_json::json!(tr.top1);
+    }
+    write_atomic(&run.join("result.json"), serde_json::to_string_pretty(&result)?.as_bytes())?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        println!("teacher           {}", model_path.display());
+        println!("params            {}", cost.params);
+        println!("MACs              {}", cost.macs);
+        println!(
+            "steps             {} ({} epochs, {:.0} s, data wait {:.1} s)",
+            summary.steps, summary.epochs, summary.seconds, summary.data_wait_seconds
+        );
+        println!("test top-1 (tch)  {:.2}%", 100.0 * tch_test.top1);
+        if let Some(v) = result["test_top1_onnxruntime"].as_f64() {
+            println!("test top-1 (ORT)  {:.2}%", 100.0 * v);
+        }
+        if let Some(v) = result["test_top1_tract"].as_f64() {
+            println!("test top-1 (tract) {:.2}%", 100.0 * v);
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+pub fn eval(a: EvalArgs) -> Result<Outcome> {
+    let bytes = std::fs::read(&a.model).with_context(|| format!("cannot read '{}'", a.model.display()))?;
+    // Import first: a clear error for a bad model before any runtime sees it.
+    crate::onnx::read_model(&bytes).with_context(|| format!("'{}'", a.model.display()))?;
+    let splits = open(&a.data.spec(0))?;
+    let set = split(&splits, &a.split)?;
+    let loader = Loader::new(Arc::new(set.clone()), LoaderConfig { workers: a.data.workers, ..LoaderConfig::eval(a.batch) });
+    let mut results = vec![ort_top1(&bytes, &loader, a.threads).with_context(|| format!("'{}' through ONNX Runtime", a.model.display()))?];
+    if !a.no_tract {
+        results.push(tract_top1(&bytes, &loader).with_context(|| format!("'{}' through tract", a.model.display()))?);
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"model": a.model, "data": a.data.data, "split": a.split, "results": results})
+            )?
+        );
+    } else {
+        println!("{} on {} ({} split)", a.model.display(), a.data.data, a.split);
+        println!("{:<12} {:>8} {:>8} {:>9} {:>8}", "runtime", "correct", "total", "top-1", "seconds");
+        for r in &results {
+            println!("{:<12} {:>8} {:>8} {:>8.2}% {:>8.1}", r.runtime, r.correct, r.total, 100.0 * r.top1, r.seconds);
+        }
+    }
+    if let Some(min) = a.min_top1 {
+        if results[0].top1 < min {
+            eprintln!("top-1 {:.4} is below --min-top1 {min}", results[0].top1);
+            return Ok(Outcome::CheckFailed);
+        }
+    }
+    Ok(Outcome::Ok)
+}

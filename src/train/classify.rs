@@ -1,0 +1,77 @@
+//! Image classification on the shared loop: cross-entropy with label smoothing over a
+//! [`Trainable`] graph, and top-1 evaluation in tch.
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+use tch::{Kind, Tensor as T};
+
+use super::module::Trainable;
+use super::trainer::Learner;
+use crate::data::{Batch, Loader};
+
+pub struct Classifier {
+    pub module: Trainable,
+    pub label_smoothing: f64,
+}
+
+/// Batch → (x on the module's device, y).
+pub fn tensors(batch: &Batch, chw: [usize; 3], device: tch::Device) -> Result<(T, T)> {
+    let x = T::f_from_slice(&batch.x)?.f_reshape([batch.n as i64, chw[0] as i64, chw[1] as i64, chw[2] as i64])?.f_to_device(device)?;
+    let y = T::f_from_slice(&batch.y)?.f_to_device(device)?;
+    Ok((x, y))
+}
+
+impl Learner for Classifier {
+    fn parameters(&self) -> Vec<(String, T, bool)> {
+        self.module.parameters()
+    }
+    fn state(&self) -> Vec<(String, T)> {
+        self.module.state()
+    }
+    fn load_state(&mut self, named: &HashMap<String, T>) -> Result<()> {
+        self.module.load_state(named)
+    }
+    fn loss(&mut self, batch: &Batch, _step: usize) -> Result<T> {
+        let chw = input_chw(&self.module);
+        let (x, y) = tensors(batch, chw, self.module.device())?;
+        let logits = self.module.forward(&x, true)?;
+        Ok(logits.f_cross_entropy_loss::<T>(&y, None, tch::Reduction::Mean, -100, self.label_smoothing)?)
+    }
+}
+
+/// [C, H, W] of the module's declared input.
+pub fn input_chw(m: &Trainable) -> [usize; 3] {
+    let dims = m.graph().data_inputs().next().and_then(|v| v.shape.clone()).unwrap_or_default();
+    let f = |i: usize| match dims.get(i) {
+        Some(crate::ir::Dim::Fixed(d)) => *d,
+        _ => 0,
+    };
+    [f(1), f(2), f(3)]
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct EvalResult {
+    pub top1: f64,
+    pub loss: f64,
+    pub correct: usize,
+    pub total: usize,
+}
+
+/// Top-1 and mean cross-entropy in inference mode over every batch of `loader`.
+pub fn evaluate(m: &Trainable, loader: &Loader) -> Result<EvalResult> {
+    let _g = tch::no_grad_guard();
+    let chw = input_chw(m);
+    let (mut correct, mut total, mut loss) = (0usize, 0usize, 0.0);
+    for batch in loader.epoch(0, 0) {
+        if batch.n == 0 {
+            continue;
+        }
+        let (x, y) = tensors(&batch, chw, m.device())?;
+        let logits = m.forward(&x, false)?;
+        loss += logits.f_cross_entropy_loss::<T>(&y, None, tch::Reduction::Sum, -100, 0.0)?.f_double_value(&[])?;
+        correct += logits.f_argmax(1, false)?.f_eq_tensor(&y)?.f_sum(Kind::Int64)?.f_int64_value(&[])? as usize;
+        total += batch.n;
+    }
+    Ok(EvalResult { top1: correct as f64 / total.max(1) as f64, loss: loss / total.max(1) as f64, correct, total })
+}
