@@ -79,10 +79,10 @@ fn main() -> Result<()> {
     let lite0 = dnas::onnx::read_file(&PathBuf::from(std::env::var("DNAS_HOME")?).join("models/efficientnet_lite0.onnx"))?;
     let exec = dnas::exec::Executor::new(lite0, tch::Device::Cpu)?;
     let x = tch::Tensor::randn([8, 3, 224, 224], (tch::Kind::Float, tch::Device::Cpu));
-    exec.forward(&x)?;
+    let _ = exec.forward(&x)?;
     let t = Instant::now();
     for _ in 0..3 {
-        exec.forward(&x)?;
+        let _ = exec.forward(&x)?;
     }
     let fwd_rate = 24.0 / t.elapsed().as_secs_f64();
     println!("\nImageFolder (JPEG → random-resized-crop 224² + flip), {n} images");

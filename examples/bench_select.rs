@@ -46,6 +46,7 @@ fn plain_bnb(blocks: &[BlockChoices], max_macs: u64, limit: Duration) -> (f64, b
     let t = Instant::now();
     let mut best = f64::INFINITY;
     let mut done = true;
+    #[allow(clippy::too_many_arguments)]
     fn go(
         k: usize,
         acc: f64,

@@ -33,7 +33,7 @@ fn idx_plain_and_gzipped() {
     assert_eq!((s.train.len(), s.held_out.len(), s.test.len()), (32, 8, 20));
     // A truncated file is an error naming it.
     write_idx(dir.path(), "bad", 5, false);
-    std::fs::write(dir.path().join("bad-images-idx3-ubyte"), &idx_bytes(&[5, 6, 5], &[0; 10])).unwrap();
+    std::fs::write(dir.path().join("bad-images-idx3-ubyte"), idx_bytes(&[5, 6, 5], &[0; 10])).unwrap();
     let e = Idx::open(&dir.path().join("bad-images-idx3-ubyte"), &dir.path().join("bad-labels-idx1-ubyte"), norm1(), aug).err().unwrap();
     assert!(format!("{e:#}").contains("bad-images-idx3-ubyte"), "{e:#}");
 }
@@ -41,7 +41,7 @@ fn idx_plain_and_gzipped() {
 #[test]
 fn cifar10_and_cifar100_records() {
     let dir = tempfile::tempdir().unwrap();
-    let rec = |label: &[u8], v: u8| -> Vec<u8> { label.iter().copied().chain(std::iter::repeat(v).take(3072)).collect() };
+    let rec = |label: &[u8], v: u8| -> Vec<u8> { label.iter().copied().chain(std::iter::repeat_n(v, 3072)).collect() };
     let c10: Vec<u8> = (0..4).flat_map(|i| rec(&[i as u8 + 1], i as u8 * 50)).collect();
     std::fs::write(dir.path().join("test_batch.bin"), &c10).unwrap();
     let n = Normalize { mean: vec![0.0; 3], std: vec![1.0; 3] };

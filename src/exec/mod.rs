@@ -110,6 +110,9 @@ impl Executor {
     }
 }
 
+/// Evaluates one node given its inputs (the executor's `ops::eval`, or a training-mode variant).
+pub type NodeEval<'a> = dyn FnMut(&Node, &[Option<tch::Tensor>]) -> Result<Vec<tch::Tensor>> + 'a;
+
 /// Walks `graph`'s nodes in order: `env` holds the graph inputs, `consts` resolves initializers,
 /// `eval` computes one node. Values are freed after their last use unless `keep` says otherwise;
 /// the kept values (graph outputs, taps) are returned. Shared by the frozen [`Executor`] and the
@@ -120,7 +123,7 @@ pub fn interpret(
     consts: &dyn Fn(&str) -> Option<tch::Tensor>,
     keep: &dyn Fn(&str) -> bool,
     uses: &HashMap<String, usize>,
-    eval: &mut dyn FnMut(&Node, &[Option<tch::Tensor>]) -> Result<Vec<tch::Tensor>>,
+    eval: &mut NodeEval,
 ) -> Result<HashMap<String, tch::Tensor>> {
     let mut left: HashMap<&str, usize> = uses.iter().map(|(k, &v)| (k.as_str(), v)).collect();
     let mut kept: HashMap<String, tch::Tensor> = HashMap::new();

@@ -81,7 +81,7 @@ impl Trainable {
             if src.size() != dst.size() {
                 bail!("tensor '{name}': checkpoint shape {:?}, model shape {:?}", src.size(), dst.size());
             }
-            let _ = dst.f_copy_(&src.f_to_device(self.device)?)?;
+            dst.f_copy_(&src.f_to_device(self.device)?)?;
         }
         Ok(())
     }

@@ -140,7 +140,7 @@ pub fn fit<L: Learner>(
                 let shadow = pick("ema.");
                 for (k, s) in e.shadow.iter_mut() {
                     let v = shadow.get(k).with_context(|| format!("checkpoint has no EMA tensor '{k}'"))?;
-                    let _ = s.f_copy_(v)?;
+                    s.f_copy_(v)?;
                 }
             }
             step = meta.step;
@@ -246,13 +246,13 @@ pub fn fit<L: Learner>(
                 window = (Instant::now(), 0, 0.0, 0);
             }
             pb.set_position(step as u64);
-            if cfg.ckpt_every > 0 && step % cfg.ckpt_every == 0 && step % bpe != 0 {
+            if cfg.ckpt_every > 0 && step.is_multiple_of(cfg.ckpt_every) && !step.is_multiple_of(bpe) {
                 summary.seconds = prior_seconds + started.elapsed().as_secs_f64();
                 save(step, learner, &opt, &ema, &summary)?;
             }
         }
         drop(batches);
-        if step % bpe == 0 || step == total {
+        if step.is_multiple_of(bpe) || step == total {
             // Epoch end: evaluate (on EMA weights when on), log, checkpoint.
             let saved = match &ema {
                 Some(e) => Some(swap_in(learner, &e.shadow)?),
