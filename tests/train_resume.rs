@@ -41,14 +41,20 @@ fn tensors(p: &Path) -> HashMap<String, Vec<u8>> {
         .collect()
 }
 
-#[test]
-fn killed_and_resumed_run_is_bit_identical_and_onnx_matches() {
+/// A temp dir holding `arch.json` and `data/` with `train` and `test` IDX samples.
+fn workspace(train: usize, test: usize, gz: bool) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    common::write_idx(&data, "train", 360, true);
-    common::write_idx(&data, "t10k", 50, true);
+    common::write_idx(&data, "train", train, gz);
+    common::write_idx(&data, "t10k", test, gz);
     std::fs::write(dir.path().join("arch.json"), ARCH).unwrap();
+    (dir, data)
+}
+
+#[test]
+fn killed_and_resumed_run_is_bit_identical_and_onnx_matches() {
+    let (dir, data) = workspace(360, 50, true);
 
     let full = dir.path().join("full");
     let o = train(dir.path(), &data, &full, &[]).output().unwrap();
@@ -96,12 +102,7 @@ fn killed_and_resumed_run_is_bit_identical_and_onnx_matches() {
 
 #[test]
 fn a_diverging_loss_stops_the_run_naming_the_step() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    common::write_idx(&data, "train", 200, false);
-    common::write_idx(&data, "t10k", 20, false);
-    std::fs::write(dir.path().join("arch.json"), ARCH).unwrap();
+    let (dir, data) = workspace(200, 20, false);
     let o = train(dir.path(), &data, &dir.path().join("run"), &["--optimizer", "sgd", "--lr", "1e12", "--warmup-epochs", "0"])
         .output()
         .unwrap();

@@ -154,8 +154,7 @@ impl Builder {
         self.node(&format!("{scope}.fc"), Op::Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: true }, vec![r, w, b])
     }
 
-    /// Adds a named pass-through output: an `Identity` is avoided by naming the graph output after
-    /// the value itself.
+    /// Declares `outputs` (existing values) as the graph outputs and returns the graph.
     pub fn finish(mut self, outputs: &[&str]) -> Graph {
         for o in outputs {
             self.g.outputs.push(ValueInfo { name: o.to_string(), dtype: DType::F32, shape: None });

@@ -250,7 +250,7 @@ impl Search<'_> {
                 continue;
             }
             self.path.push(j);
-            self.dfs(k + 1, l, &next.clone());
+            self.dfs(k + 1, l, &next);
             self.path.pop();
         }
     }
