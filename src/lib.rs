@@ -10,6 +10,8 @@ pub mod ir;
 pub mod nets;
 pub mod onnx;
 pub mod search;
+pub mod space;
+pub mod supernet;
 pub mod teacher;
 pub mod train;
 pub mod util;

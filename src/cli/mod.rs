@@ -1,6 +1,7 @@
 //! Command line. Every command prints a human table by default and JSON with `--json`.
 //! Exit codes: 0 success, 1 a check failed, 2 error (bad input, I/O, unsupported model).
 
+pub mod search;
 mod teacher;
 pub mod train;
 
@@ -25,6 +26,12 @@ enum Command {
     TrainTeacher(train::TrainTeacherArgs),
     /// Top-1 of an ONNX classifier on a dataset split through ONNX Runtime and tract.
     Eval(train::EvalArgs),
+    /// Trains the block supernets of a search run (creating the run with --teacher and --space).
+    Train(search::SearchTrainArgs),
+    /// Ranks every candidate of every block of a trained run on held-out data.
+    Evaluate(search::EvaluateArgs),
+    /// Selects the architecture with the lowest total block score under a budget.
+    Select(search::SelectArgs),
     /// Runs the pipeline stages that exist today on the real teachers installed by setup.
     Demo(teacher::DemoArgs),
 }
@@ -50,5 +57,8 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Outcome
         Command::Demo(a) => teacher::demo(a),
         Command::TrainTeacher(a) => train::train_teacher(a),
         Command::Eval(a) => train::eval(a),
+        Command::Train(a) => search::train(a),
+        Command::Evaluate(a) => search::evaluate_cmd(a),
+        Command::Select(a) => search::select_cmd(a),
     }
 }

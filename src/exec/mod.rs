@@ -39,7 +39,7 @@ pub struct Executor {
     graph: Graph,
     device: Device,
     consts: HashMap<String, tch::Tensor>,
-    uses: HashMap<String, usize>,
+    plan: Plan,
 }
 
 impl Executor {
@@ -61,8 +61,8 @@ impl Executor {
             let v = to_tch(t, device).with_context(|| format!("initializer '{name}'"))?;
             consts.insert(name.clone(), channels_last(&v)?);
         }
-        let uses = graph.use_counts().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-        Ok(Executor { graph, device, consts, uses })
+        let plan = Plan::new(&graph);
+        Ok(Executor { graph, device, consts, plan })
     }
 
     pub fn device(&self) -> Device {
@@ -91,7 +91,7 @@ impl Executor {
         }
         let keep = |name: &str| taps.contains(&name) || self.graph.outputs.iter().any(|o| o.name == name);
         let lookup = |name: &str| self.consts.get(name).map(|t| t.shallow_clone());
-        let mut kept = interpret(&self.graph, env, &lookup, &keep, &self.uses, &mut |node, ins| ops::eval(&node.op, ins))?;
+        let mut kept = interpret(&self.graph, env, &lookup, &keep, &self.plan, &mut |node, ins| ops::eval(&node.op, ins))?;
         for tap in taps {
             if !kept.contains_key(*tap) {
                 let t = lookup(tap).ok_or_else(|| anyhow!("tap '{tap}' is not a value of the graph"))?;
@@ -113,6 +113,43 @@ impl Executor {
 /// Evaluates one node given its inputs (the executor's `ops::eval`, or a training-mode variant).
 pub type NodeEval<'a> = dyn FnMut(&Node, &[Option<tch::Tensor>]) -> Result<Vec<tch::Tensor>> + 'a;
 
+/// How [`interpret`] walks a graph: use counts (to free values after their last use) and the
+/// swish pairs it fuses. `Sigmoid(x) → Mul(x, ·)`, the sigmoid used only there, is how every
+/// exporter writes swish/SiLU; it runs as one `silu` kernel (one pass over the tensor forward
+/// and backward instead of three), while the IR and the exported ONNX keep the two ops.
+pub struct Plan {
+    uses: HashMap<String, usize>,
+    /// Mul node index → (its sigmoid's node index, position of `x` among the Mul's inputs).
+    swish_mul: HashMap<usize, (usize, usize)>,
+    /// Sigmoid node index → its Mul's node index.
+    swish_sigmoid: HashMap<usize, usize>,
+}
+
+impl Plan {
+    pub fn new(graph: &Graph) -> Plan {
+        let uses: HashMap<String, usize> = graph.use_counts().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let producer: HashMap<&str, usize> =
+            graph.nodes.iter().enumerate().flat_map(|(k, n)| n.outputs.iter().map(move |o| (o.as_str(), k))).collect();
+        let (mut swish_mul, mut swish_sigmoid) = (HashMap::new(), HashMap::new());
+        for (m, node) in graph.nodes.iter().enumerate() {
+            if !matches!(node.op, crate::ir::Op::Mul) || node.inputs.len() != 2 {
+                continue;
+            }
+            for pos in 0..2 {
+                let (x, s) = (&node.inputs[pos], &node.inputs[1 - pos]);
+                let Some(&k) = producer.get(s.as_str()) else { continue };
+                let sig = &graph.nodes[k];
+                if matches!(sig.op, crate::ir::Op::Sigmoid) && sig.inputs.first() == Some(x) && uses.get(s.as_str()) == Some(&1) {
+                    swish_mul.insert(m, (k, pos));
+                    swish_sigmoid.insert(k, m);
+                    break;
+                }
+            }
+        }
+        Plan { uses, swish_mul, swish_sigmoid }
+    }
+}
+
 /// Walks `graph`'s nodes in order: `env` holds the graph inputs, `consts` resolves initializers,
 /// `eval` computes one node. Values are freed after their last use unless `keep` says otherwise;
 /// the kept values (graph outputs, taps) are returned. Shared by the frozen [`Executor`] and the
@@ -122,22 +159,35 @@ pub fn interpret(
     mut env: HashMap<String, tch::Tensor>,
     consts: &dyn Fn(&str) -> Option<tch::Tensor>,
     keep: &dyn Fn(&str) -> bool,
-    uses: &HashMap<String, usize>,
+    plan: &Plan,
     eval: &mut NodeEval,
 ) -> Result<HashMap<String, tch::Tensor>> {
-    let mut left: HashMap<&str, usize> = uses.iter().map(|(k, &v)| (k.as_str(), v)).collect();
+    let mut left: HashMap<&str, usize> = plan.uses.iter().map(|(k, &v)| (k.as_str(), v)).collect();
     let mut kept: HashMap<String, tch::Tensor> = HashMap::new();
     for (name, t) in &env {
         if keep(name) {
             kept.insert(name.clone(), t.shallow_clone());
         }
     }
-    for node in &graph.nodes {
+    // A fused pair runs as one silu unless a caller wants the sigmoid's own output.
+    let fused = |sigmoid: usize| graph.nodes[sigmoid].outputs.first().is_some_and(|o| !keep(o));
+    for (k, node) in graph.nodes.iter().enumerate() {
+        let skip = plan.swish_sigmoid.get(&k).is_some_and(|_| fused(k));
+        let swish = plan.swish_mul.get(&k).filter(|(s, _)| fused(*s)).map(|&(_, pos)| pos);
+        if skip {
+            // Computed by its Mul; only release the use of its input.
+            for i in node.inputs.iter().filter(|i| !i.is_empty()) {
+                if let Some(n) = left.get_mut(i.as_str()) {
+                    *n -= 1;
+                }
+            }
+            continue;
+        }
         let ins: Vec<Option<tch::Tensor>> = node
             .inputs
             .iter()
             .map(|i| {
-                if i.is_empty() {
+                if i.is_empty() || (swish.is_some() && !env.contains_key(i.as_str()) && consts(i).is_none()) {
                     return Ok(None);
                 }
                 env.get(i.as_str())
@@ -148,7 +198,13 @@ pub fn interpret(
             })
             .collect::<Result<_>>()
             .with_context(|| format!("node '{}' ({})", node.name, node.op.name()))?;
-        let outs = eval(node, &ins).with_context(|| format!("node '{}' ({})", node.name, node.op.name()))?;
+        let outs = match swish {
+            Some(pos) => {
+                let x = ins[pos].as_ref().ok_or_else(|| anyhow!("input '{}' is undefined", node.inputs[pos]))?;
+                vec![x.f_silu().with_context(|| format!("node '{}' (swish)", node.name))?]
+            }
+            None => eval(node, &ins).with_context(|| format!("node '{}' ({})", node.name, node.op.name()))?,
+        };
         drop(ins);
         for i in node.inputs.iter().filter(|i| !i.is_empty()) {
             if let Some(n) = left.get_mut(i.as_str()) {

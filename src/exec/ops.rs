@@ -101,7 +101,12 @@ pub fn eval(op: &Op, ins: &[Option<T>]) -> Result<Vec<T>> {
         Op::MatMul => one(x()?.f_matmul(req(ins, 1)?)?),
         Op::GlobalAveragePool => {
             let r = x()?.dim() as i64;
-            one(x()?.f_mean_dim((2..r).collect::<Vec<_>>().as_slice(), true, None::<Kind>)?)
+            if r == 4 {
+                // libtorch's pooling kernel (channels_last aware, forward and backward).
+                one(x()?.f_adaptive_avg_pool2d([1, 1])?)
+            } else {
+                one(x()?.f_mean_dim((2..r).collect::<Vec<_>>().as_slice(), true, None::<Kind>)?)
+            }
         }
         Op::AveragePool(a) => {
             let xt = x()?;

@@ -137,6 +137,43 @@ impl Graph {
         Ok(())
     }
 
+    /// The part of the graph needed to compute `outputs`, which become its outputs (a teacher cut
+    /// short at its last block cut). Unused initializers are dropped.
+    pub fn truncated(&self, outputs: &[String]) -> Result<Graph> {
+        let producer: HashMap<&str, usize> =
+            self.nodes.iter().enumerate().flat_map(|(k, n)| n.outputs.iter().map(move |o| (o.as_str(), k))).collect();
+        let is_input = |v: &str| self.inputs.iter().any(|i| i.name == v) || self.initializers.contains_key(v);
+        let mut needed = vec![false; self.nodes.len()];
+        let mut stack: Vec<&str> = Vec::new();
+        for o in outputs {
+            if !producer.contains_key(o.as_str()) && !is_input(o) {
+                bail!("'{o}' is not a value of graph '{}'", self.name);
+            }
+            stack.push(o);
+        }
+        while let Some(v) = stack.pop() {
+            if let Some(&k) = producer.get(v) {
+                if !needed[k] {
+                    needed[k] = true;
+                    stack.extend(self.nodes[k].inputs.iter().filter(|i| !i.is_empty()).map(|i| i.as_str()));
+                }
+            }
+        }
+        let nodes: Vec<Node> = self.nodes.iter().zip(&needed).filter(|(_, &n)| n).map(|(n, _)| n.clone()).collect();
+        let used: HashSet<String> = nodes.iter().flat_map(|n| n.inputs.iter().cloned()).chain(outputs.iter().cloned()).collect();
+        let g = Graph {
+            name: self.name.clone(),
+            inputs: self.inputs.iter().filter(|i| !self.initializers.contains_key(&i.name) || used.contains(&i.name)).cloned().collect(),
+            nodes,
+            outputs: outputs.iter().map(|o| ValueInfo { name: o.clone(), dtype: DType::F32, shape: None }).collect(),
+            initializers: self.initializers.iter().filter(|(k, _)| used.contains(*k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            opset: self.opset,
+            metadata: self.metadata.clone(),
+        };
+        g.check()?;
+        Ok(g)
+    }
+
     /// Names of the graph inputs that are real inputs (not initializers).
     pub fn data_inputs(&self) -> impl Iterator<Item = &ValueInfo> {
         self.inputs.iter().filter(|i| !self.initializers.contains_key(&i.name))

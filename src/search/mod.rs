@@ -1,3 +1,8 @@
-//! Search: ranking candidates and selecting the architecture (DNA steps 3–4).
+//! Search (DNA steps 2–4) over a run directory: train the block supernets, rank every candidate,
+//! select the architecture exactly under a budget.
 
+pub mod choose;
+pub mod evaluate;
+pub mod run;
 pub mod select;
+pub mod train;

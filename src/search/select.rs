@@ -155,16 +155,17 @@ pub fn select(blocks: &[BlockChoices], budget: &Budget, top: usize) -> Result<(V
     if dims.iter().any(|d| d.limit < 0.0 || d.table[0][GRID].is_infinite()) {
         let min =
             |f: &dyn Fn(&Candidate) -> f64| blocks.iter().map(|b| b.candidates.iter().map(f).fold(f64::INFINITY, f64::min)).sum::<f64>();
-        bail!(
-            "no architecture fits the budget: the cheapest possible network has {:.0} MACs, {:.0} params, {:.3} ms \
-             (budget: MACs {:?}, params {:?}, ms {:?})",
-            min(&|c| c.macs as f64) + budget.fixed_macs as f64,
-            min(&|c| c.params as f64) + budget.fixed_params as f64,
-            min(&|c| c.latency_ms) + budget.fixed_ms,
-            budget.max_macs,
-            budget.max_params,
-            budget.max_ms
-        );
+        let mut parts = Vec::new();
+        if let Some(m) = budget.max_macs {
+            parts.push(format!("{:.0} MACs (budget {m})", min(&|c| c.macs as f64) + budget.fixed_macs as f64));
+        }
+        if let Some(p) = budget.max_params {
+            parts.push(format!("{:.0} params (budget {p})", min(&|c| c.params as f64) + budget.fixed_params as f64));
+        }
+        if let Some(l) = budget.max_ms {
+            parts.push(format!("{:.3} ms (budget {l})", min(&|c| c.latency_ms) + budget.fixed_ms));
+        }
+        bail!("no architecture fits the budget: the cheapest possible network has {}", parts.join(", "));
     }
     let mut search = Search {
         loss: &loss,

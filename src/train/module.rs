@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use anyhow::{anyhow, bail, Context, Result};
 use tch::{Device, Kind, Tensor as T};
 
-use crate::exec::{channels_last, interpret, ops, to_tch};
+use crate::exec::{channels_last, interpret, ops, to_tch, Plan};
 use crate::ir::{Graph, Op};
 
 pub struct Trainable {
@@ -18,7 +18,7 @@ pub struct Trainable {
     params: BTreeMap<String, (T, bool)>,
     buffers: BTreeMap<String, T>,
     consts: HashMap<String, T>,
-    uses: HashMap<String, usize>,
+    plan: Plan,
     /// PyTorch convention: running = (1 − m)·running + m·batch.
     pub bn_momentum: f64,
 }
@@ -47,8 +47,8 @@ impl Trainable {
                 params.insert(name.clone(), (channels_last(&v)?.set_requires_grad(true), decay));
             }
         }
-        let uses = graph.use_counts().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-        Ok(Trainable { graph, device, params, buffers, consts, uses, bn_momentum: 0.1 })
+        let plan = Plan::new(&graph);
+        Ok(Trainable { graph, device, params, buffers, consts, plan, bn_momentum: 0.1 })
     }
 
     pub fn device(&self) -> Device {
@@ -71,6 +71,21 @@ impl Trainable {
             .map(|(k, (t, _))| (k.clone(), t.shallow_clone()))
             .chain(self.buffers.iter().map(|(k, t)| (k.clone(), t.shallow_clone())))
             .collect()
+    }
+
+    /// BatchNorm running statistics (name, tensor), in name order.
+    pub fn buffers(&self) -> Vec<(String, T)> {
+        self.buffers.iter().map(|(k, t)| (k.clone(), t.shallow_clone())).collect()
+    }
+
+    /// Copies values into the named buffers (a subset is fine; unknown names are an error).
+    pub fn load_buffers(&mut self, named: &[(String, T)]) -> Result<()> {
+        let _g = tch::no_grad_guard();
+        for (name, src) in named {
+            let dst = self.buffers.get_mut(name).ok_or_else(|| anyhow!("the module has no buffer '{name}'"))?;
+            dst.f_copy_(src)?;
+        }
+        Ok(())
     }
 
     /// Copies values into the parameters and buffers (names must match; shapes are checked).
@@ -104,7 +119,7 @@ impl Trainable {
                 .or_else(|| self.consts.get(n).map(|t| t.shallow_clone()))
         };
         let momentum = self.bn_momentum;
-        interpret(&self.graph, env, &lookup, &keep, &self.uses, &mut |node, ins| match (&node.op, train) {
+        interpret(&self.graph, env, &lookup, &keep, &self.plan, &mut |node, ins| match (&node.op, train) {
             (Op::BatchNormalization { epsilon }, true) => {
                 let get = |k: usize| ins.get(k).and_then(|t| t.as_ref()).ok_or_else(|| anyhow!("BatchNormalization needs 5 inputs"));
                 let y = get(0)?.f_batch_norm(

@@ -29,9 +29,11 @@ impl OptimConfig {
 
 pub struct Optimizer {
     pub config: OptimConfig,
-    /// Per parameter: the state slots (momentum; Adam's m and v; RMSprop's square average and momentum).
-    state: BTreeMap<String, Vec<T>>,
-    /// Steps taken (Adam's bias correction).
+    /// Per parameter: its own update count (Adam's bias correction; a supernet op skipped on a
+    /// step is not counted, as PyTorch) and the state slots (momentum; Adam's m and v; RMSprop's
+    /// square average and momentum).
+    state: BTreeMap<String, (i64, Vec<T>)>,
+    /// Steps taken.
     pub steps: i64,
 }
 
@@ -48,19 +50,24 @@ impl Optimizer {
     }
 
     /// One update of `params` (name, tensor, decay?) from their `.grad()`; parameters without a
-    /// gradient are skipped (e.g. supernet paths not sampled this step).
-    pub fn step(&mut self, params: &[(String, T, bool)], lr: f64, weight_decay: f64) -> Result<()> {
+    /// gradient, or with `active[i] == false`, are skipped (supernet ops not sampled this step:
+    /// no update, no momentum drift — PyTorch's behaviour with gradients set to None).
+    /// `scales[i]` multiplies the learning rate of parameter i. Empty `active`/`scales` = all
+    /// active, scale 1.
+    pub fn step(&mut self, params: &[(String, T, bool)], lr: f64, scales: &[f64], active: &[bool], weight_decay: f64) -> Result<()> {
         let _g = tch::no_grad_guard();
         self.steps += 1;
-        let t = self.steps as f64;
         let slots = self.slots();
-        for (name, p, decay) in params {
+        for (i, (name, p, decay)) in params.iter().enumerate() {
+            let lr = lr * scales.get(i).copied().unwrap_or(1.0);
             let g = p.grad();
-            if !g.defined() {
+            if !g.defined() || !active.get(i).copied().unwrap_or(true) {
                 continue;
             }
             let wd = if *decay { weight_decay } else { 0.0 };
-            let st = self.state.entry(name.clone()).or_insert_with(|| (0..slots).map(|_| p.zeros_like()).collect());
+            let (count, st) = self.state.entry(name.clone()).or_insert_with(|| (0, (0..slots).map(|_| p.zeros_like()).collect()));
+            *count += 1;
+            let t = *count as f64;
             let mut p = p.shallow_clone();
             match self.config {
                 OptimConfig::Sgd { momentum, nesterov } => {
@@ -71,14 +78,18 @@ impl Optimizer {
                     let _ = p.f_sub_(&(d * lr))?;
                 }
                 OptimConfig::Adamw { beta1, beta2, eps } => {
+                    // PyTorch's single-tensor AdamW, in as few passes: m ← lerp(m, g, 1−β1),
+                    // v ← lerp(v, g², 1−β2), p ← p − lr·m̂ / (√v̂ + ε).
                     if wd > 0.0 {
                         let _ = p.f_mul_scalar_(1.0 - lr * wd)?;
                     }
-                    let _ = st[0].f_mul_scalar_(beta1)?.f_add_(&(&g * (1.0 - beta1)))?;
-                    let _ = st[1].f_mul_scalar_(beta2)?.f_add_(&(&g * &g * (1.0 - beta2)))?;
-                    let mhat = &st[0] / (1.0 - beta1.powf(t));
-                    let vhat = &st[1] / (1.0 - beta2.powf(t));
-                    let _ = p.f_sub_(&(mhat / (vhat.f_sqrt()? + eps) * lr))?;
+                    let _ = st[0].f_lerp_(&g, 1.0 - beta1)?;
+                    let _ = st[1].f_lerp_(&g.f_square()?, 1.0 - beta2)?;
+                    let step_size = lr / (1.0 - beta1.powf(t));
+                    let bc2_sqrt = (1.0 - beta2.powf(t)).sqrt();
+                    let mut denom = st[1].f_sqrt()?;
+                    let _ = denom.f_mul_scalar_(-1.0 / (bc2_sqrt * step_size))?.f_add_scalar_(-eps / step_size)?;
+                    let _ = p.f_addcdiv_(&st[0], &denom)?;
                 }
                 OptimConfig::Rmsprop { alpha, eps, momentum } => {
                     let g = if wd > 0.0 { &g + &p * wd } else { g };
@@ -92,9 +103,17 @@ impl Optimizer {
         Ok(())
     }
 
-    /// Named state tensors for a checkpoint (`{param}.{slot}`).
+    /// Named state tensors for a checkpoint (`{param}.{slot}`, `{param}.count`).
     pub fn state(&self) -> Vec<(String, T)> {
-        self.state.iter().flat_map(|(k, v)| v.iter().enumerate().map(move |(i, t)| (format!("{k}.{i}"), t.shallow_clone()))).collect()
+        self.state
+            .iter()
+            .flat_map(|(k, (n, v))| {
+                v.iter()
+                    .enumerate()
+                    .map(move |(i, t)| (format!("{k}.{i}"), t.shallow_clone()))
+                    .chain(std::iter::once((format!("{k}.count"), T::from(*n))))
+            })
+            .collect()
     }
 
     /// Restores the state saved by [`Optimizer::state`].
@@ -113,8 +132,53 @@ impl Optimizer {
                 z.f_copy_(t)?;
                 v.push(z);
             }
-            self.state.insert(name.clone(), v);
+            // Checkpoints from before per-parameter counts: every parameter was updated every step.
+            let count = named.get(&format!("{name}.count")).map_or(Ok(steps), |t| t.f_int64_value(&[]))?;
+            self.state.insert(name.clone(), (count, v));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// AdamW against its textbook form, three steps, with decay, on two values; and a masked
+    /// parameter stays put (no update, no count).
+    #[test]
+    fn adamw_matches_the_formula_and_respects_the_mask() {
+        let p = T::from_slice(&[1.0f32, -2.0]).set_requires_grad(true);
+        let q = T::from_slice(&[0.5f32]).set_requires_grad(true);
+        let params = vec![("p".to_string(), p.shallow_clone(), true), ("q".to_string(), q.shallow_clone(), false)];
+        let mut opt = Optimizer::new(OptimConfig::Adamw { beta1: 0.9, beta2: 0.999, eps: 1e-8 });
+        let (lr, wd) = (0.1, 0.01);
+        let mut want = [1.0f64, -2.0];
+        let (mut m, mut v) = ([0.0f64; 2], [0.0f64; 2]);
+        for t in 1..=3 {
+            let loss = (&p * &p).sum(tch::Kind::Float) * 3.0 + (&q * 2.0).sum(tch::Kind::Float);
+            for (_, x, _) in &params {
+                let mut g = x.grad();
+                if g.defined() {
+                    let _ = g.zero_();
+                }
+            }
+            loss.backward();
+            opt.step(&params, lr, &[], &[true, false], wd).unwrap();
+            for i in 0..2 {
+                let g = 6.0 * want[i];
+                want[i] *= 1.0 - lr * wd;
+                m[i] = 0.9 * m[i] + 0.1 * g;
+                v[i] = 0.999 * v[i] + 0.001 * g * g;
+                let (mh, vh) = (m[i] / (1.0 - 0.9f64.powi(t)), v[i] / (1.0 - 0.999f64.powi(t)));
+                want[i] -= lr * mh / (vh.sqrt() + 1e-8);
+            }
+        }
+        let got: Vec<f32> = Vec::try_from(p.detach()).unwrap();
+        for i in 0..2 {
+            assert!((got[i] as f64 - want[i]).abs() < 1e-5, "{got:?} vs {want:?}");
+        }
+        assert_eq!(Vec::<f32>::try_from(q.detach()).unwrap(), vec![0.5]);
+        assert!(opt.state().iter().all(|(k, _)| k.starts_with("p.")));
     }
 }

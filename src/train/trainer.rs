@@ -32,6 +32,16 @@ pub trait Learner {
     /// Forward pass in training mode and the loss to minimise. `step` is the global step (for
     /// seeded per-step choices such as supernet path sampling).
     fn loss(&mut self, batch: &Batch, step: usize) -> Result<T>;
+    /// Per-parameter learning-rate multipliers, aligned with [`Learner::parameters`] (empty =
+    /// all 1). Supernets of several blocks trained together give each block its own rate.
+    fn lr_scales(&self) -> Vec<f64> {
+        Vec::new()
+    }
+    /// Which parameters `step` trains, aligned with [`Learner::parameters`] (empty = all). A
+    /// supernet trains only the sampled paths; the others must not move.
+    fn active(&self, _step: usize) -> Vec<bool> {
+        Vec::new()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -205,7 +215,10 @@ pub fn fit<L: Learner>(
             }
             let lr = sched.lr(step);
             let params = learner.parameters();
-            for (_, p, _) in &params {
+            let scales = learner.lr_scales();
+            let active = learner.active(step);
+            // Only what this step trains: the others' stale gradients are never read (masked below).
+            for (_, p, _) in params.iter().enumerate().filter(|(i, _)| active.get(*i).copied().unwrap_or(true)).map(|(_, p)| p) {
                 let mut g = p.grad();
                 if g.defined() {
                     let _ = g.f_zero_();
@@ -225,7 +238,7 @@ pub fn fit<L: Learner>(
             if let Some(max) = cfg.clip {
                 clip_grad_norm(&params, max)?;
             }
-            opt.step(&params, lr, cfg.weight_decay)?;
+            opt.step(&params, lr, &scales, &active, cfg.weight_decay)?;
             if let Some(e) = ema.as_mut() {
                 e.update(&learner.state())?;
             }

@@ -1,0 +1,253 @@
+//! The DNA search through the binary on Fashion-MNIST with the shipped teacher: blocks trained
+//! as two processes equal one process training both; evaluation shares prefixes and ranks every
+//! candidate; selection returns an architecture whose child network has exactly the predicted
+//! cost. Plus the spaces shipped in models/spaces and prefix sharing on counts.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use dnas::search::evaluate::{eval_counts, walk_prefixes, BlockRanking};
+use dnas::space::arch::{build_child, graph_cost, Arch};
+use dnas::space::{resolve_standalone, SearchSpace};
+use dnas::supernet::BlockNet;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+const TINY_SPACE: &str = r#"{
+  "name": "fmnist_tiny", "version": 1, "input": [1, 28, 28], "classes": 10,
+  "stem": {"channels": 16, "kernel": 3, "stride": 1, "layers": [{"op": "ir_k3_e1", "out": 16}], "cut": 0},
+  "blocks": [
+    {"name": "s1", "cut": 1, "out": 24, "width": 16, "stride": 2, "lr": 0.005, "cells": [{"layers": 1}, {"layers": 2}], "ops": ["ir_k3_e3", "ir_k5_e3"]},
+    {"name": "s2", "cut": 2, "out": 40, "stride": 2, "lr": 0.004, "cells": [{"layers": 2}], "ops": ["ir_k3_e3", "ir_k3_e6", "skip"]}
+  ],
+  "head": {"channels": 64}
+}"#;
+
+fn dnas(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dnas"));
+    c.args(args);
+    c
+}
+
+fn train_cmd(run: &Path, space: &Path, extra: &[&str]) -> Command {
+    let mut c = dnas(&["train", "--run"]);
+    c.arg(run)
+        .arg("--teacher")
+        .arg(root().join("models/fmnist_teacher.onnx"))
+        .arg("--space")
+        .arg(space)
+        .args(["--train-subset", "640", "--batch", "32", "--epochs", "2", "--held-out", "512", "--seed", "5"])
+        .args(["--probe-batches", "1", "--threads", "1", "--workers", "1", "--json"])
+        .args(extra);
+    c
+}
+
+fn ok(mut c: Command) -> String {
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{:?} failed:\n{}\n{}", c, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn tensor_bytes(p: &Path) -> HashMap<String, Vec<u8>> {
+    tch::Tensor::read_safetensors(p)
+        .unwrap()
+        .into_iter()
+        .map(|(k, t)| {
+            let n = t.numel();
+            let mut v = vec![0u8; n * 4];
+            t.contiguous().copy_data_u8(&mut v, n);
+            (k, v)
+        })
+        .collect()
+}
+
+fn ranking(run: &Path, b: usize) -> BlockRanking {
+    serde_json::from_str(&std::fs::read_to_string(run.join(format!("eval/block-{b}.json"))).unwrap()).unwrap()
+}
+
+#[test]
+fn two_processes_equal_one_and_the_search_runs_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = dir.path().join("space.json");
+    std::fs::write(&space, TINY_SPACE).unwrap();
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+
+    // One process trains both blocks (one teacher forward per batch).
+    let out: serde_json::Value = serde_json::from_str(&ok(train_cmd(&one, &space, &[]))).unwrap();
+    for b in out["blocks"].as_array().unwrap() {
+        let h: Vec<f64> = serde_json::from_value(b["held_out_mse"].clone()).unwrap();
+        assert_eq!(h.len(), 3, "before + 2 epochs: {b}");
+        assert!(h[2] < h[0], "block {} held-out MSE did not fall: {h:?}", b["name"]);
+    }
+    // Two processes, one block each, at the same time into one run directory.
+    let spawn = |b: &str| train_cmd(&two, &space, &["--block", b]).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let (mut p0, mut p1) = (spawn("0"), spawn("1"));
+    assert!(p0.wait().unwrap().success() && p1.wait().unwrap().success());
+    for b in 0..2 {
+        let w = format!("blocks/{b}/weights.safetensors");
+        let (a, c) = (tensor_bytes(&one.join(&w)), tensor_bytes(&two.join(&w)));
+        assert!(!a.is_empty());
+        assert_eq!(a.keys().collect::<std::collections::BTreeSet<_>>(), c.keys().collect());
+        for (k, v) in &a {
+            assert!(v == &c[k], "block {b}: tensor '{k}' differs between one process and two");
+        }
+    }
+    // A finished block is not retrained.
+    let again: serde_json::Value = serde_json::from_str(&ok(train_cmd(&one, &space, &[]))).unwrap();
+    assert!(again["blocks"].as_array().unwrap().iter().all(|b| b["skipped"] == true), "{again}");
+    // Conflicting settings for an existing run are refused.
+    let out = train_cmd(&one, &space, &["--seed", "6"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("seed"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Evaluate both runs: same rankings; prefix sharing on the counts.
+    for run in [&one, &two] {
+        ok(dnas(&[
+            "evaluate",
+            "--run",
+            run.to_str().unwrap(),
+            "--batches",
+            "2",
+            "--batch",
+            "64",
+            "--recal-batch",
+            "64",
+            "--threads",
+            "1",
+            "--json",
+        ]));
+    }
+    for b in 0..2 {
+        let (a, c) = (ranking(&one, b), ranking(&two, b));
+        let ids = |r: &BlockRanking| r.candidates.iter().map(|c| (c.id.clone(), c.score)).collect::<Vec<_>>();
+        assert_eq!(ids(&a), ids(&c), "block {b} rankings differ");
+        assert!(a.layer_evals < a.naive_layer_evals, "block {b}: {} vs {}", a.layer_evals, a.naive_layer_evals);
+        assert!(a.candidates.windows(2).all(|w| w[0].score <= w[1].score));
+        assert!(a.candidates.iter().all(|c| c.score.is_finite() && c.score > 0.0 && c.macs > 0 && c.params > 0));
+    }
+    // s1: cells of 1 and 2 layers with 2 ops: 2 + 4 candidates; s2: 3 × 3 minus skip on layer 0 = 2 × 3.
+    assert_eq!(ranking(&one, 0).candidates.len(), 6);
+    assert_eq!(ranking(&one, 1).candidates.len(), 6);
+
+    // Select under a MAC budget between the cheapest and the dearest architecture.
+    let r: Vec<BlockRanking> = (0..2).map(|b| ranking(&one, b)).collect();
+    let min: u64 = r.iter().map(|b| b.candidates.iter().map(|c| c.macs).min().unwrap()).sum();
+    let max: u64 = r.iter().map(|b| b.candidates.iter().map(|c| c.macs).max().unwrap()).sum();
+    let out = dnas(&["select", "--run", one.to_str().unwrap(), "--max-macs", "1000"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no architecture fits"), "{}", String::from_utf8_lossy(&out.stderr));
+    let fixed = {
+        let s = SearchSpace::parse(TINY_SPACE).unwrap();
+        dnas::search::choose::space_fixed_cost(&s).unwrap().1
+    };
+    let budget = fixed + (min + max) / 2;
+    let out: serde_json::Value = serde_json::from_str(&ok(dnas(&[
+        "select",
+        "--run",
+        one.to_str().unwrap(),
+        "--max-macs",
+        &budget.to_string(),
+        "--top",
+        "2",
+        "--json",
+    ])))
+    .unwrap();
+    let arch = Arch::load(&one.join("arch.json")).unwrap();
+    assert!(one.join("arch-2.json").exists());
+    assert!(arch.predicted.macs <= budget, "{} > {budget}", arch.predicted.macs);
+    // Brute force over the rankings: the selection is the best pair within the budget.
+    let mut best = f64::INFINITY;
+    for a in &r[0].candidates {
+        for b in &r[1].candidates {
+            if fixed + a.macs + b.macs <= budget {
+                best = best.min(a.score + b.score);
+            }
+        }
+    }
+    assert!((arch.predicted.score - best).abs() < 1e-12, "{} vs brute force {best}: {out}", arch.predicted.score);
+    // The child built from the JSON costs exactly what selection added up.
+    let g = build_child(&arch, 0).unwrap();
+    let (params, macs) = graph_cost(&g).unwrap();
+    assert_eq!((params, macs), (arch.predicted.params, arch.predicted.macs));
+}
+
+#[test]
+fn prefix_sharing_on_a_four_layer_six_op_cell() {
+    let space = SearchSpace::parse(
+        r#"{"name": "p", "version": 1, "input": [1, 6, 6], "classes": 2,
+        "stem": {"channels": 4, "kernel": 3, "stride": 1, "cut": 0},
+        "blocks": [{"name": "b", "cut": 1, "out": 4, "stride": 1, "cells": [{"layers": 4}],
+                    "ops": ["ir_k3_e3", "ir_k3_e6", "ir_k5_e3", "ir_k5_e6", "ir_k7_e3", "ir_k7_e6"]}],
+        "head": {"channels": 0}}"#,
+    )
+    .unwrap();
+    let r = resolve_standalone(&space).unwrap();
+    let cell = &r.blocks[0].cells[0];
+    assert_eq!(cell.paths(), 1296);
+    let (shared, naive) = eval_counts(cell);
+    assert_eq!((shared, naive), (6 + 36 + 216 + 1296, 4 * 1296));
+    assert!(shared as f64 <= 0.33 * naive as f64);
+    // The walk does exactly `shared` layer evaluations, and its outputs are the paths' outputs.
+    let net = BlockNet::new(&r.blocks[0], 0.25, 3, tch::Device::Cpu).unwrap();
+    let x = tch::Tensor::randn([2, 4, 6, 6], (tch::Kind::Float, tch::Device::Cpu));
+    let mut visits = 0u64;
+    let mut outs: HashMap<usize, tch::Tensor> = HashMap::new();
+    let c = &net.cells[0];
+    walk_prefixes(
+        cell,
+        &x,
+        &mut |prefix, h| {
+            visits += 1;
+            let (l, o) = (prefix.len() - 1, prefix[prefix.len() - 1]);
+            c.units[l][o].as_ref().unwrap().forward(h, false)
+        },
+        &mut |i, y| {
+            if i % 97 == 0 {
+                outs.insert(i, y.copy());
+            }
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(visits, shared);
+    for (i, y) in &outs {
+        let direct = c.forward(&cell.path(*i), &x, false).unwrap();
+        assert!(y.allclose(&direct, 0.0, 0.0, false), "path {i}");
+    }
+}
+
+#[test]
+fn shipped_spaces_load_and_fit_their_teachers() {
+    let dna = SearchSpace::load(&root().join("models/spaces/dna_efficientnet.json")).unwrap();
+    // On a real EfficientNet-Lite0 teacher the DNA space binds to its stage boundaries.
+    let lite0 = dnas::onnx::read_file(&common::model("efficientnet_lite0.onnx")).unwrap();
+    let r = dnas::search::run::resolve_with_teacher(&dna, &lite0).unwrap();
+    let per_block: Vec<usize> = r.blocks.iter().map(|b| b.candidates()).collect();
+    assert_eq!(per_block, vec![36, 1296, 1296, 1296, 1296, 6]);
+    assert_eq!(per_block.iter().sum::<usize>(), 5226);
+    let widths: Vec<usize> = r.blocks.iter().map(|b| b.teacher_out_shape[0]).collect();
+    assert_eq!(widths, vec![24, 40, 80, 112, 192, 320]);
+    // The supernet reads and writes the teacher's widths; the child keeps the space's.
+    assert_eq!(r.blocks[0].cells[0].layers[0].supernet.cin, 16);
+    assert_eq!(r.blocks[0].cells[0].layers[1].supernet.cout, 24);
+    assert_eq!(r.blocks[0].cells[0].layers[1].child.cout, 48);
+
+    let small = SearchSpace::load(&root().join("models/spaces/fmnist_small.json")).unwrap();
+    let teacher = dnas::onnx::read_file(&root().join("models/fmnist_teacher.onnx")).unwrap();
+    let r = dnas::search::run::resolve_with_teacher(&small, &teacher).unwrap();
+    let outs: Vec<[usize; 3]> = r.blocks.iter().map(|b| b.teacher_out_shape).collect();
+    assert_eq!(outs, vec![[24, 14, 14], [40, 7, 7], [80, 4, 4], [112, 4, 4]]);
+
+    // Bad spaces: errors name the field.
+    let bad = std::fs::read_to_string(root().join("models/spaces/fmnist_small.json")).unwrap().replacen("\"cut\": 2", "\"cut\": 3", 1);
+    let e = format!("{:#}", dnas::search::run::resolve_with_teacher(&SearchSpace::parse(&bad).unwrap(), &teacher).unwrap_err());
+    assert!(e.contains("blocks[1].stride"), "{e}");
+    let bad = std::fs::read_to_string(root().join("models/spaces/fmnist_small.json")).unwrap().replacen("\"cut\": 4", "\"cut\": 9", 1);
+    let e = format!("{:#}", dnas::search::run::resolve_with_teacher(&SearchSpace::parse(&bad).unwrap(), &teacher).unwrap_err());
+    assert!(e.contains("blocks[3].cut") && e.contains("#9"), "{e}");
+}

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""PyTorch eager reference for the supernet step benchmark (examples/bench_supernet.rs).
+
+Reads the spec the Rust side wrote (layer shapes, ops, the sampled path of every step, batch,
+threads) and times the same block training step in plain PyTorch: for each cell the sampled
+path's MBConv layers (expand 1x1 + BN + swish, depthwise kxk + BN + swish, squeeze-excite,
+project 1x1 + BN, residual when shapes allow) -> MSE to the target, summed over cells ->
+backward -> AdamW (weight decay on conv weights only), gradients set to None between steps.
+Prints one JSON line: ms per step (best of the chunks) and peak RSS.
+"""
+import json
+import resource
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class MBConv(nn.Module):
+    def __init__(self, cin, cout, k, stride, expand, se):
+        super().__init__()
+        mid = cin * expand
+        self.expand = None
+        if expand != 1:
+            self.expand = nn.Sequential(nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid, eps=1e-3))
+        self.dw = nn.Sequential(nn.Conv2d(mid, mid, k, stride, k // 2, groups=mid, bias=False), nn.BatchNorm2d(mid, eps=1e-3))
+        self.se = None
+        if se > 0:
+            sq = max(1, int(cin * se))
+            self.se = nn.ModuleList([nn.Conv2d(mid, sq, 1), nn.Conv2d(sq, mid, 1)])
+        self.project = nn.Sequential(nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout, eps=1e-3))
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        h = x
+        if self.expand is not None:
+            h = F.silu(self.expand(h))
+        h = F.silu(self.dw(h))
+        if self.se is not None:
+            s = F.adaptive_avg_pool2d(h, 1)
+            s = torch.sigmoid(self.se[1](F.silu(self.se[0](s))))
+            h = h * s
+        h = self.project(h)
+        return x + h if self.residual else h
+
+
+def parse(op):
+    k, e = op[len("ir_k"):].split("_e")
+    return int(k), int(e)
+
+
+def main():
+    spec = json.load(open(sys.argv[1]))
+    channels_last = len(sys.argv) > 2 and sys.argv[2] == "channels_last"
+    torch.set_num_threads(spec["threads"])
+    torch.manual_seed(0)
+    cells = []
+    for cell in spec["cells"]:
+        layers = []
+        for l in cell["layers"]:
+            ops = nn.ModuleList()
+            for op in l["ops"]:
+                k, e = parse(op)
+                ops.append(MBConv(l["cin"], l["cout"], k, l["stride"], e, spec["se"]))
+            layers.append(ops)
+        cells.append(nn.ModuleList(layers))
+    net = nn.ModuleList(cells)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    net = net.to(memory_format=fmt)
+    decay = [p for n, p in net.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in net.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 1e-4}, {"params": no_decay, "weight_decay": 0.0}], lr=spec["lr"])
+    b = spec["batch"]
+    x = torch.randn([b] + spec["in_shape"]).contiguous(memory_format=fmt)
+    y = torch.randn([b] + spec["out_shape"]).contiguous(memory_format=fmt)
+    net.train()
+
+    def step(paths):
+        opt.zero_grad(set_to_none=True)
+        loss = 0.0
+        for c, path in enumerate(paths):
+            h = x
+            for l, o in enumerate(path):
+                h = net[c][l][o](h)
+            loss = loss + F.mse_loss(h, y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    warm = spec["warmup"]
+    for s in range(warm):
+        step(spec["paths"][s])
+    chunks = spec["chunks"]
+    chunk = (len(spec["paths"]) - warm) // chunks
+    ms = float("inf")
+    for c in range(chunks):
+        t = time.perf_counter()
+        for s in range(warm + c * chunk, warm + (c + 1) * chunk):
+            step(spec["paths"][s])
+        ms = min(ms, (time.perf_counter() - t) * 1000 / chunk)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"ms_per_step": ms, "peak_rss_mib": rss, "channels_last": channels_last, "torch": torch.__version__}))
+
+
+if __name__ == "__main__":
+    main()
