@@ -100,6 +100,13 @@ fn two_processes_equal_one_and_the_search_runs_end_to_end() {
     // A finished block is not retrained.
     let again: serde_json::Value = serde_json::from_str(&ok(train_cmd(&one, &space, &[]))).unwrap();
     assert!(again["blocks"].as_array().unwrap().iter().all(|b| b["skipped"] == true), "{again}");
+    // A space that does not fit the teacher is refused before anything is written.
+    let misfit = dir.path().join("misfit.json");
+    std::fs::write(&misfit, TINY_SPACE.replace(r#""cut": 2"#, r#""cut": 4"#)).unwrap();
+    let out = train_cmd(&dir.path().join("never"), &misfit, &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("blocks[1].stride"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!dir.path().join("never").exists());
     // Conflicting settings for an existing run are refused.
     let out = train_cmd(&one, &space, &["--seed", "6"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -109,14 +109,15 @@ impl RunDir {
             run.check_same(&record)?;
             return Ok(run);
         }
+        // Fail before writing anything (and not in the middle of training) when the teacher is
+        // unreadable or the space does not fit it.
+        let graph = crate::onnx::read_model(&tbytes).with_context(|| format!("teacher '{}'", teacher.display()))?;
+        resolve_with_teacher(&parsed, &graph).with_context(|| format!("space '{}' on teacher '{}'", space.display(), teacher.display()))?;
         std::fs::create_dir_all(root).with_context(|| format!("cannot create '{}'", root.display()))?;
         write_atomic(&root.join("teacher.onnx"), &tbytes)?;
         write_atomic(&root.join("space.json"), &sbytes)?;
         write_atomic(&root.join("run.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
-        let run = RunDir { root: root.to_path_buf(), record };
-        // Fail now, not in the middle of training, when the space does not fit the teacher.
-        run.resolve(&run.teacher()?)?;
-        Ok(run)
+        Ok(RunDir { root: root.to_path_buf(), record })
     }
 
     pub fn open(root: &Path) -> Result<RunDir> {
