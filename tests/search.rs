@@ -53,19 +53,6 @@ fn ok(mut c: Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn tensor_bytes(p: &Path) -> HashMap<String, Vec<u8>> {
-    tch::Tensor::read_safetensors(p)
-        .unwrap()
-        .into_iter()
-        .map(|(k, t)| {
-            let n = t.numel();
-            let mut v = vec![0u8; n * 4];
-            t.contiguous().copy_data_u8(&mut v, n);
-            (k, v)
-        })
-        .collect()
-}
-
 fn ranking(run: &Path, b: usize) -> BlockRanking {
     serde_json::from_str(&std::fs::read_to_string(run.join(format!("eval/block-{b}.json"))).unwrap()).unwrap()
 }
@@ -90,7 +77,7 @@ fn two_processes_equal_one_and_the_search_runs_end_to_end() {
     assert!(p0.wait().unwrap().success() && p1.wait().unwrap().success());
     for b in 0..2 {
         let w = format!("blocks/{b}/weights.safetensors");
-        let (a, c) = (tensor_bytes(&one.join(&w)), tensor_bytes(&two.join(&w)));
+        let (a, c) = (common::tensor_bytes(&one.join(&w)), common::tensor_bytes(&two.join(&w)));
         assert!(!a.is_empty());
         assert_eq!(a.keys().collect::<std::collections::BTreeSet<_>>(), c.keys().collect());
         for (k, v) in &a {

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,19 +25,6 @@ fn train(dir: &Path, data: &Path, out: &Path, extra: &[&str]) -> Command {
         .args(["--held-out", "40", "--epochs", "3", "--batch", "16", "--ckpt-every", "3", "--threads", "1", "--seed", "9", "--json"])
         .args(extra);
     c
-}
-
-fn tensors(p: &Path) -> HashMap<String, Vec<u8>> {
-    tch::Tensor::read_safetensors(p)
-        .unwrap()
-        .into_iter()
-        .map(|(k, t)| {
-            let n = t.numel();
-            let mut v = vec![0u8; n * 4];
-            t.contiguous().copy_data_u8(&mut v, n);
-            (k, v)
-        })
-        .collect()
 }
 
 /// A temp dir holding `arch.json` and `data/` with `train` and `test` IDX samples.
@@ -87,8 +73,8 @@ fn killed_and_resumed_run_is_bit_identical_and_onnx_matches() {
     assert!(!cut.join("final.safetensors").exists(), "the run was killed before the end (checkpoint at step {killed_at})");
     let o = train(dir.path(), &data, &cut, &["--resume"]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let a = tensors(&full.join("final.safetensors"));
-    let b = tensors(&cut.join("final.safetensors"));
+    let a = common::tensor_bytes(&full.join("final.safetensors"));
+    let b = common::tensor_bytes(&cut.join("final.safetensors"));
     assert_eq!(a.len(), b.len());
     for (k, v) in &a {
         assert!(b[k] == *v, "tensor '{k}' differs after resume");

@@ -7,10 +7,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
-use super::{ceil_div, check_schema, Head, LayerOp, LayerShape, Stem};
+use super::{ceil_div, load_with, parse_checked, Head, LayerOp, LayerShape, Stem};
 use crate::ir::builder::Builder;
 use crate::ir::{DType, Graph, ValueInfo};
 
@@ -68,14 +68,11 @@ pub struct Arch {
 
 impl Arch {
     pub fn load(path: &Path) -> Result<Arch> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read architecture '{}'", path.display()))?;
-        Arch::parse(&text).with_context(|| format!("architecture '{}'", path.display()))
+        load_with(path, "architecture", Arch::parse)
     }
 
     pub fn parse(text: &str) -> Result<Arch> {
-        let value: serde_json::Value = serde_json::from_str(text).context("not valid JSON")?;
-        check_schema(&value, SCHEMA, "the file")?;
-        let arch: Arch = serde_json::from_value(value).context("not an architecture")?;
+        let arch: Arch = parse_checked(text, SCHEMA, "an architecture")?;
         arch.validate()?;
         Ok(arch)
     }

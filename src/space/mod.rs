@@ -161,16 +161,26 @@ pub fn check_schema(value: &serde_json::Value, schema: &str, what: &str) -> Resu
     Ok(())
 }
 
+/// Parses JSON `text` checked against `schema` into `T` (`what` names the kind in errors).
+pub fn parse_checked<T: serde::de::DeserializeOwned>(text: &str, schema: &str, what: &str) -> Result<T> {
+    let value: serde_json::Value = serde_json::from_str(text).context("not valid JSON")?;
+    check_schema(&value, schema, "the file")?;
+    serde_json::from_value(value).with_context(|| format!("not {what}"))
+}
+
+/// Reads `path` and parses it with `parse`; errors name the file.
+pub fn load_with<T>(path: &Path, what: &str, parse: fn(&str) -> Result<T>) -> Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {what} '{}'", path.display()))?;
+    parse(&text).with_context(|| format!("{what} '{}'", path.display()))
+}
+
 impl SearchSpace {
     pub fn load(path: &Path) -> Result<SearchSpace> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read search space '{}'", path.display()))?;
-        SearchSpace::parse(&text).with_context(|| format!("search space '{}'", path.display()))
+        load_with(path, "search space", SearchSpace::parse)
     }
 
     pub fn parse(text: &str) -> Result<SearchSpace> {
-        let value: serde_json::Value = serde_json::from_str(text).context("not valid JSON")?;
-        check_schema(&value, SCHEMA, "the file")?;
-        let space: SearchSpace = serde_json::from_value(value).context("not a search space")?;
+        let space: SearchSpace = parse_checked(text, SCHEMA, "a search space")?;
         space.validate()?;
         Ok(space)
     }

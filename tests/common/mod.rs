@@ -109,3 +109,18 @@ pub fn write_idx(dir: &Path, prefix: &str, n: usize, gz: bool) {
         }
     }
 }
+
+/// Every tensor of a safetensors file as raw bytes (for bit-identity checks).
+#[allow(dead_code)]
+pub fn tensor_bytes(p: &Path) -> std::collections::HashMap<String, Vec<u8>> {
+    tch::Tensor::read_safetensors(p)
+        .unwrap()
+        .into_iter()
+        .map(|(k, t)| {
+            let n = t.numel();
+            let mut v = vec![0u8; n * t.kind().elt_size_in_bytes()];
+            t.contiguous().copy_data_u8(&mut v, n);
+            (k, v)
+        })
+        .collect()
+}
