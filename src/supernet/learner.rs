@@ -51,7 +51,7 @@ impl Learner for SupernetLearner {
         self.blocks.iter().flat_map(|b| b.parameters()).collect()
     }
     fn lr_scales(&self) -> Vec<f64> {
-        self.blocks.iter().flat_map(|b| std::iter::repeat_n(b.block.lr, b.parameters().len())).collect()
+        self.blocks.iter().flat_map(|b| std::iter::repeat_n(b.block.lr, b.param_count())).collect()
     }
     fn active(&self, step: usize) -> Vec<bool> {
         self.blocks.iter().flat_map(|b| b.active(step)).collect()

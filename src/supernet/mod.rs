@@ -130,12 +130,16 @@ impl BlockNet {
             for (l, ops) in cell.units.iter().enumerate() {
                 for (o, m) in ops.iter().enumerate() {
                     if let Some(m) = m {
-                        mask.extend(std::iter::repeat_n(path[l] == o, m.parameters().len()));
+                        mask.extend(std::iter::repeat_n(path[l] == o, m.param_count()));
                     }
                 }
             }
         }
         mask
+    }
+
+    pub fn param_count(&self) -> usize {
+        self.modules().map(|m| m.param_count()).sum()
     }
 
     fn modules(&self) -> impl Iterator<Item = &Trainable> {

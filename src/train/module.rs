@@ -64,6 +64,11 @@ impl Trainable {
         self.params.iter().map(|(k, (t, d))| (k.clone(), t.shallow_clone(), *d)).collect()
     }
 
+    /// Number of parameters (as `parameters().len()`, without building the list).
+    pub fn param_count(&self) -> usize {
+        self.params.len()
+    }
+
     /// Parameters and buffers: everything a checkpoint must hold.
     pub fn state(&self) -> Vec<(String, T)> {
         self.params
