@@ -37,7 +37,7 @@ fn main() -> Result<()> {
     let splits = open(&DataSpec { source: "fmnist".into(), held_out: 5000, seed: 0, size: None, channels: None })?;
     let (idx_rate, n) = loader_rate(Arc::new(splits.train.clone()), 128, 200)?;
     let spec = NetSpec::load(&root.join("models/archs/fmnist_teacher.json"))?;
-    let mut learner = Classifier { module: Trainable::new(build(&spec, 0)?, tch::Device::Cpu)?, label_smoothing: 0.1 };
+    let mut learner = Classifier::new(Trainable::new(build(&spec, 0)?, tch::Device::Cpu)?, 0.1);
     let l = Loader::new(
         Arc::new(splits.train.clone()),
         LoaderConfig { batch: 128, shuffle: true, augment: true, drop_last: true, seed: 1, workers: 2, prefetch: 4 },

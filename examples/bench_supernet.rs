@@ -3,9 +3,11 @@
 //! per cell, forward, MSE to the target, backward, AdamW on the sampled ops — against the same
 //! step in PyTorch eager (tools/bench_supernet_ref.py: same layer shapes, the same sampled paths,
 //! batch and threads), measured in the same run. Reference rows: PyTorch default (NCHW) memory
-//! format and channels_last. Prints ms per step, the ratios, and peak RSS of both processes.
+//! format and channels_last. Prints ms per step, the ratios, and peak RSS of both processes; on
+//! CUDA also the GPU memory of each process as nvidia-smi reports it and PyTorch's max allocated.
 //!
-//! Run: tools/bench_supernet.sh [--block I] [--batch B] [--steps N] [--threads T]
+//! Run: tools/bench_supernet.sh [--block I] [--batch B] [--steps N] [--threads T] [--cuda] [--amp]
+//! (`--amp`: CUDA autocast to float16 in both, forward and loss; no loss scaling in either.)
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -22,21 +24,48 @@ fn arg(name: &str, default: usize) -> usize {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+fn flag(name: &str) -> bool {
+    std::env::args().any(|a| a == name)
+}
+
+/// GPU memory (MiB) nvidia-smi reports for process `pid` (context included), if it can tell.
+fn gpu_mib(pid: u32) -> Option<f64> {
+    let out = Command::new("nvidia-smi").args(["--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"]).output().ok()?;
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        let mut f = l.split(',').map(str::trim);
+        (f.next()? == pid.to_string()).then(|| f.next()?.parse().ok())?
+    })
+}
+
 fn main() -> Result<()> {
     let (block, batch, steps, threads) = (arg("--block", 0), arg("--batch", 128), arg("--steps", 30), arg("--threads", 2));
+    let (cuda, amp) = (flag("--cuda"), flag("--amp"));
+    if amp && !cuda {
+        bail!("--amp needs --cuda");
+    }
+    let device = if cuda { tch::Device::Cuda(0) } else { tch::Device::Cpu };
+    if cuda && !tch::Cuda::is_available() {
+        bail!("--cuda: libtorch sees no CUDA device");
+    }
+    let sync = || {
+        if cuda {
+            tch::Cuda::synchronize(0);
+        }
+    };
     let warmup = 5;
     tch::set_num_threads(threads as i32);
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // DNAS_ROOT: the checkout, where a carried binary runs on another machine.
+    let root = std::env::var_os("DNAS_ROOT").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     let space = SearchSpace::load(&root.join("models/spaces/fmnist_small.json"))?;
     let teacher = dnas::onnx::read_file(&root.join("models/fmnist_teacher.onnx"))?;
     let r = resolve_with_teacher(&space, &teacher)?;
     let b = r.blocks.get(block).context("no such block")?;
-    let net = BlockNet::new(b, space.se, 0, tch::Device::Cpu)?;
+    let net = BlockNet::new(b, space.se, 0, device)?;
     let (ti, to) = (b.teacher_in_shape, b.teacher_out_shape);
     let shape = |s: [usize; 3]| [batch as i64, s[0] as i64, s[1] as i64, s[2] as i64];
     // Teacher features come out of the executor in channels_last strides; so do these.
-    let x = dnas::exec::channels_last(&tch::Tensor::randn(shape(ti), (tch::Kind::Float, tch::Device::Cpu)))?;
-    let y = dnas::exec::channels_last(&tch::Tensor::randn(shape(to), (tch::Kind::Float, tch::Device::Cpu)))?;
+    let x = dnas::exec::channels_last(&tch::Tensor::randn(shape(ti), (tch::Kind::Float, device)))?;
+    let y = dnas::exec::channels_last(&tch::Tensor::randn(shape(to), (tch::Kind::Float, device)))?;
     let params = net.parameters();
     let mut opt = Optimizer::new(OptimConfig::Adamw { beta1: 0.9, beta2: 0.999, eps: 1e-8 });
     let lr = b.lr;
@@ -47,13 +76,14 @@ fn main() -> Result<()> {
                 let _ = g.f_zero_();
             }
         }
-        let loss = net.loss(&x, &y, s)?;
+        let loss = tch::autocast(amp, || net.loss(&x, &y, s))?;
         loss.f_backward()?;
         opt.step(&params, lr, &[], &net.active(s), 1e-4)
     };
     for s in 0..warmup {
         run_step(s)?;
     }
+    sync();
     // The best of 3 chunks of steps (less exposed to other load on the machine); the reference does the same.
     let chunk = steps.div_ceil(3);
     let mut dnas_ms = f64::INFINITY;
@@ -62,9 +92,11 @@ fn main() -> Result<()> {
         for s in warmup + c * chunk..warmup + (c + 1) * chunk {
             run_step(s)?;
         }
+        sync();
         dnas_ms = dnas_ms.min(t.elapsed().as_secs_f64() * 1000.0 / chunk as f64);
     }
     let dnas_rss = dnas::util::peak_rss_mib();
+    let dnas_gpu = if cuda { gpu_mib(std::process::id()) } else { None };
 
     // The same block and the same paths for the reference.
     let cells: Vec<serde_json::Value> = b
@@ -99,6 +131,8 @@ fn main() -> Result<()> {
             .arg(root.join("tools/bench_supernet_ref.py"))
             .arg(&spec_path)
             .arg(fmt)
+            .arg(if cuda { "cuda" } else { "cpu" })
+            .arg(if amp { "amp" } else { "fp32" })
             .output()
             .context("running python3 tools/bench_supernet_ref.py (source tools/env.sh first)")?;
         if !out.status.success() {
@@ -111,24 +145,29 @@ fn main() -> Result<()> {
 
     let layers: usize = b.cells.iter().map(|c| c.layers.len()).sum();
     println!(
-        "block {} ('{}'): {} cells, {} sampled layers per step, input {:?} → target {:?}, batch {batch}, {threads} threads, best of 3 × {chunk} timed steps after {warmup} warm-up",
+        "block {} ('{}'): {} cells, {} sampled layers per step, input {:?} → target {:?}, batch {batch}, {threads} threads, {}{}, best of 3 × {chunk} timed steps after {warmup} warm-up",
         block,
         b.name,
         b.cells.len(),
         layers,
         ti,
-        to
+        to,
+        if cuda { "CUDA" } else { "CPU" },
+        if amp { " AMP float16" } else { " float32" }
     );
-    println!("{:<34} {:>10} {:>12} {:>14}", "", "ms/step", "dnas/this", "peak RSS MiB");
-    println!("{:<34} {:>10.2} {:>12} {:>14.0}", "dnas (tch, channels_last)", dnas_ms, "1.00", dnas_rss);
+    let mib = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+    println!("{:<34} {:>10} {:>12} {:>14} {:>13} {:>15}", "", "ms/step", "dnas/this", "peak RSS MiB", "GPU used MiB", "CUDA max alloc");
+    println!("{:<34} {:>10.2} {:>12} {:>14.0} {:>13} {:>15}", "dnas (tch, channels_last)", dnas_ms, "1.00", dnas_rss, mib(dnas_gpu), "-");
     for (fmt, v) in &refs {
         let ms = v["ms_per_step"].as_f64().unwrap_or(f64::NAN);
         println!(
-            "{:<34} {:>10.2} {:>12.2} {:>14.0}",
+            "{:<34} {:>10.2} {:>12.2} {:>14.0} {:>13} {:>15}",
             format!("PyTorch {} eager ({fmt})", v["torch"].as_str().unwrap_or("?")),
             ms,
             dnas_ms / ms,
-            v["peak_rss_mib"].as_f64().unwrap_or(f64::NAN)
+            v["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
+            mib(v["gpu_used_mib"].as_f64()),
+            mib(v["cuda_max_allocated_mib"].as_f64())
         );
     }
     let best = refs.iter().filter_map(|(_, v)| v["ms_per_step"].as_f64()).fold(f64::INFINITY, f64::min);

@@ -6,10 +6,14 @@ threads) and times the same block training step in plain PyTorch: for each cell 
 path's MBConv layers (expand 1x1 + BN + swish, depthwise kxk + BN + swish, squeeze-excite,
 project 1x1 + BN, residual when shapes allow) -> MSE to the target, summed over cells ->
 backward -> AdamW (weight decay on conv weights only), gradients set to None between steps.
-Prints one JSON line: ms per step (best of the chunks) and peak RSS.
+Arguments: SPEC contiguous|channels_last cpu|cuda fp32|amp (amp: float16 autocast of forward and
+loss, no loss scaling, as the Rust side). Prints one JSON line: ms per step (best of the chunks),
+peak RSS and on CUDA the max allocated memory and nvidia-smi's figure for this process.
 """
 import json
+import os
 import resource
+import subprocess
 import sys
 import time
 
@@ -54,6 +58,8 @@ def parse(op):
 def main():
     spec = json.load(open(sys.argv[1]))
     channels_last = len(sys.argv) > 2 and sys.argv[2] == "channels_last"
+    device = sys.argv[3] if len(sys.argv) > 3 else "cpu"
+    amp = len(sys.argv) > 4 and sys.argv[4] == "amp"
     torch.set_num_threads(spec["threads"])
     torch.manual_seed(0)
     cells = []
@@ -68,23 +74,28 @@ def main():
         cells.append(nn.ModuleList(layers))
     net = nn.ModuleList(cells)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    net = net.to(memory_format=fmt)
+    net = net.to(device=device, memory_format=fmt)
     decay = [p for n, p in net.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in net.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 1e-4}, {"params": no_decay, "weight_decay": 0.0}], lr=spec["lr"])
     b = spec["batch"]
-    x = torch.randn([b] + spec["in_shape"]).contiguous(memory_format=fmt)
-    y = torch.randn([b] + spec["out_shape"]).contiguous(memory_format=fmt)
+    x = torch.randn([b] + spec["in_shape"], device=device).contiguous(memory_format=fmt)
+    y = torch.randn([b] + spec["out_shape"], device=device).contiguous(memory_format=fmt)
+
+    def sync():
+        if device == "cuda":
+            torch.cuda.synchronize()
     net.train()
 
     def step(paths):
         opt.zero_grad(set_to_none=True)
         loss = 0.0
-        for c, path in enumerate(paths):
-            h = x
-            for l, o in enumerate(path):
-                h = net[c][l][o](h)
-            loss = loss + F.mse_loss(h, y)
+        with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
+            for c, path in enumerate(paths):
+                h = x
+                for l, o in enumerate(path):
+                    h = net[c][l][o](h)
+                loss = loss + F.mse_loss(h, y)
         loss.backward()
         opt.step()
         return loss
@@ -92,6 +103,7 @@ def main():
     warm = spec["warmup"]
     for s in range(warm):
         step(spec["paths"][s])
+    sync()
     chunks = spec["chunks"]
     chunk = (len(spec["paths"]) - warm) // chunks
     ms = float("inf")
@@ -99,9 +111,22 @@ def main():
         t = time.perf_counter()
         for s in range(warm + c * chunk, warm + (c + 1) * chunk):
             step(spec["paths"][s])
+        sync()
         ms = min(ms, (time.perf_counter() - t) * 1000 / chunk)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"ms_per_step": ms, "peak_rss_mib": rss, "channels_last": channels_last, "torch": torch.__version__}))
+    out = {"ms_per_step": ms, "peak_rss_mib": rss, "channels_last": channels_last, "torch": torch.__version__}
+    if device == "cuda":
+        out["cuda_max_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
+        try:
+            q = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                               capture_output=True, text=True).stdout
+            for line in q.splitlines():
+                pid, mib = [f.strip() for f in line.split(",")]
+                if int(pid) == os.getpid():
+                    out["gpu_used_mib"] = float(mib)
+        except (OSError, ValueError):
+            pass
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 //! Command line. Every command prints a human table by default and JSON with `--json`.
 //! Exit codes: 0 success, 1 a check failed, 2 error (bad input, I/O, unsupported model).
 
+pub mod retrain;
 pub mod search;
 mod teacher;
 pub mod train;
+pub mod validate;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -32,6 +34,12 @@ enum Command {
     Evaluate(search::EvaluateArgs),
     /// Selects the architecture with the lowest total block score under a budget.
     Select(search::SelectArgs),
+    /// Retrains a selected architecture from scratch (optionally distilled from the teacher).
+    Retrain(retrain::RetrainArgs),
+    /// Writes an architecture with trained weights as deployable ONNX.
+    Export(retrain::ExportArgs),
+    /// Validates an ONNX model against a deployment budget (accuracy, cost, latency): the CI gate.
+    Validate(validate::ValidateArgs),
     /// Runs the pipeline stages that exist today on the real teachers installed by setup.
     Demo(teacher::DemoArgs),
 }
@@ -60,5 +68,8 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Outcome
         Command::Train(a) => search::train(a),
         Command::Evaluate(a) => search::evaluate_cmd(a),
         Command::Select(a) => search::select_cmd(a),
+        Command::Retrain(a) => retrain::retrain(a),
+        Command::Export(a) => retrain::export_cmd(a),
+        Command::Validate(a) => validate::validate(a),
     }
 }

@@ -167,47 +167,94 @@ fn split<'a>(s: &'a Splits, name: &str) -> Result<&'a crate::data::Subset> {
 }
 
 pub fn train_teacher(a: TrainTeacherArgs) -> Result<Outcome> {
-    let t0 = std::time::Instant::now();
-    set_threads(a.train.threads);
-    let device = parse_device(&a.train.device)?;
     let spec = NetSpec::load(&a.arch)?;
-    let data_spec = a.data.spec(a.train.seed);
+    let graph = build(&spec, a.train.seed)?;
+    train_classifier(ClassifierJob {
+        command: "train-teacher",
+        what: "teacher",
+        source: &a.arch,
+        graph,
+        input: spec.input,
+        classes: spec.classes,
+        record: serde_json::json!({"arch": spec}),
+        output: &a.output,
+        data: &a.data,
+        train: &a.train,
+        kd: None,
+        no_validate: a.no_validate,
+        json: a.json,
+    })
+}
+
+/// A classifier to train on the shared loop, export as ONNX and evaluate: what `train-teacher`
+/// and `retrain` have in common.
+pub(super) struct ClassifierJob<'a> {
+    pub command: &'static str,
+    /// "teacher" or "student", for the printed table.
+    pub what: &'static str,
+    /// The file the graph came from (named in errors).
+    pub source: &'a std::path::Path,
+    pub graph: crate::ir::Graph,
+    pub input: [usize; 3],
+    pub classes: usize,
+    /// Recorded in `run.json` and the ONNX metadata beside the data and training settings.
+    pub record: serde_json::Value,
+    pub output: &'a std::path::Path,
+    pub data: &'a DataArgs,
+    pub train: &'a TrainArgs,
+    pub kd: Option<crate::train::classify::Distill>,
+    pub no_validate: bool,
+    pub json: bool,
+}
+
+/// Trains `job.graph` with cross-entropy (and KD when set) into `job.output`: `run.json`,
+/// `train.jsonl`, checkpoints, `final.safetensors` (the trained state, which `dnas export`
+/// reads), `model.onnx` (BatchNorm folded) and `result.json` (test top-1 through tch, ORT, tract).
+pub(super) fn train_classifier(job: ClassifierJob) -> Result<Outcome> {
+    let t0 = std::time::Instant::now();
+    let (a_train, a_data) = (job.train, job.data);
+    set_threads(a_train.threads);
+    let device = parse_device(&a_train.device)?;
+    let data_spec = a_data.spec(a_train.seed);
     let splits = open(&data_spec)?;
     let mut train_set = splits.train.clone();
-    if let Some(n) = a.train.train_subset {
+    if let Some(n) = a_train.train_subset {
         train_set = train_set.take(n);
     }
-    if splits.train.shape() != spec.input {
-        bail!("'{}' expects input {:?} but --data {} gives {:?}", a.arch.display(), spec.input, a.data.data, splits.train.shape());
+    if splits.train.shape() != job.input {
+        bail!("'{}' expects input {:?} but --data {} gives {:?}", job.source.display(), job.input, a_data.data, splits.train.shape());
     }
-    if splits.train.num_classes() > spec.classes {
-        bail!("'{}' has {} classes but the data has {}", a.arch.display(), spec.classes, splits.train.num_classes());
+    if splits.train.num_classes() > job.classes {
+        bail!("'{}' has {} classes but the data has {}", job.source.display(), job.classes, splits.train.num_classes());
     }
-    let cfg = a.train.config()?;
-    let run = &a.output;
+    let cfg = a_train.config()?;
+    let run = job.output;
     std::fs::create_dir_all(run).with_context(|| format!("cannot create '{}'", run.display()))?;
-    let record = serde_json::json!({"command": "train-teacher", "arch": spec, "data": data_spec, "train": cfg, "batch": a.train.batch,
-        "seed": a.train.seed, "train_subset": a.train.train_subset, "dnas_version": env!("CARGO_PKG_VERSION")});
-    if !a.train.resume || !run.join("run.json").exists() {
+    let mut record = serde_json::json!({"command": job.command, "data": data_spec, "train": cfg, "batch": a_train.batch,
+        "seed": a_train.seed, "train_subset": a_train.train_subset, "dnas_version": env!("CARGO_PKG_VERSION"),
+        "preprocessing": splits.train.preprocessing()});
+    if let (Some(r), Some(extra)) = (record.as_object_mut(), job.record.as_object()) {
+        r.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    if !a_train.resume || !run.join("run.json").exists() {
         write_atomic(&run.join("run.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
     }
-    let graph = build(&spec, a.train.seed)?;
-    let mut learner = Classifier { module: Trainable::new(graph, device)?, label_smoothing: a.train.label_smoothing };
+    let mut learner = Classifier { module: Trainable::new(job.graph, device)?, label_smoothing: a_train.label_smoothing, kd: job.kd };
     let loader = Loader::new(
         Arc::new(train_set),
         LoaderConfig {
-            batch: a.train.batch,
+            batch: a_train.batch,
             shuffle: true,
             augment: true,
             drop_last: true,
-            seed: a.train.seed,
-            workers: a.data.workers,
+            seed: a_train.seed,
+            workers: a_data.workers,
             prefetch: 4,
         },
     );
     let held = Loader::new(Arc::new(splits.held_out.clone()), LoaderConfig::eval(256));
-    let quiet = a.json;
-    let summary = fit(&mut learner, &loader, &cfg, run, a.train.resume, quiet, &mut |l, _epoch| {
+    let quiet = job.json;
+    let summary = fit(&mut learner, &loader, &cfg, run, a_train.resume, quiet, &mut |l, _epoch| {
         if held.dataset().is_empty() {
             return Ok(serde_json::json!({}));
         }
@@ -219,30 +266,31 @@ pub fn train_teacher(a: TrainTeacherArgs) -> Result<Outcome> {
     let graph = learner.module.to_graph()?;
     let meta = [
         ("dnas.preprocessing", splits.train.preprocessing().to_string()),
-        ("dnas.dataset", a.data.data.clone()),
+        ("dnas.dataset", a_data.data.clone()),
         ("dnas.train", serde_json::to_string(&record)?),
     ];
     let model_path = run.join("model.onnx");
     let bytes = export(&graph, &model_path, &meta, &WriteOptions::default())?;
-    let facts = crate::exec::infer(&graph, &crate::ir::fixed_input_shapes(&graph, 1)?)?;
-    let cost = crate::ir::cost::count(&graph, &facts);
+    // As exported: BatchNorm folded.
+    let (params, macs) = crate::space::arch::graph_cost(&graph)?;
     let mut result = serde_json::json!({
-        "model": model_path, "params": cost.params, "macs": cost.macs, "train": summary,
+        "model": model_path, "weights": run.join("final.safetensors"), "params": params, "macs": macs, "train": summary,
         "test_top1_tch": tch_test.top1, "wall_seconds": t0.elapsed().as_secs_f64(),
     });
-    if !a.no_validate {
+    if !job.no_validate {
         let ort = ort_top1(&bytes, &test_loader, 0)?;
         result["test_top1_onnxruntime"] = serde_json::json!(ort.top1);
         let tr = tract_top1(&bytes, &test_loader)?;
         result["test_top1_tract"] = serde_json::json!(tr.top1);
     }
     write_atomic(&run.join("result.json"), serde_json::to_string_pretty(&result)?.as_bytes())?;
-    if a.json {
+    if job.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
-        println!("teacher           {}", model_path.display());
-        println!("params            {}", cost.params);
-        println!("MACs              {}", cost.macs);
+        println!("{:<17} {}", job.what, model_path.display());
+        println!("weights           {}", run.join("final.safetensors").display());
+        println!("params            {params}");
+        println!("MACs              {macs}");
         println!(
             "steps             {} ({} epochs, {:.0} s, data wait {:.1} s)",
             summary.steps, summary.epochs, summary.seconds, summary.data_wait_seconds

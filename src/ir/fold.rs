@@ -1,4 +1,5 @@
-//! Graph passes for export: BatchNorm folded into the preceding convolution.
+//! Graph passes for export: BatchNorm folded into the preceding convolution, and inference-only
+//! clean-up (no Identity or Dropout nodes, no nodes or initializers that no output needs).
 
 use anyhow::{anyhow, Result};
 
@@ -68,6 +69,54 @@ pub fn fold_batchnorm(g: &mut Graph) -> Result<usize> {
     let used: std::collections::HashSet<String> = g.nodes.iter().flat_map(|n| n.inputs.iter().cloned()).collect();
     g.initializers.retain(|k, _| used.contains(k));
     Ok(folded)
+}
+
+/// Removes Identity and Dropout nodes (inference: both pass their input through), nodes whose
+/// outputs no graph output needs, and initializers no node reads. Returns the nodes removed.
+pub fn strip_for_inference(g: &mut Graph) -> usize {
+    let before = g.nodes.len();
+    let graph_outputs: std::collections::HashSet<String> = g.outputs.iter().map(|o| o.name.clone()).collect();
+    let mut alias: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    g.nodes.retain(|n| {
+        let pass = matches!(n.op, Op::Identity | Op::Dropout) && !n.inputs.is_empty() && !graph_outputs.contains(&n.outputs[0]);
+        if pass {
+            alias.insert(n.outputs[0].clone(), n.inputs[0].clone());
+        }
+        !pass
+    });
+    let resolve = |v: &str| {
+        let mut v = v.to_string();
+        while let Some(a) = alias.get(&v) {
+            v = a.clone();
+        }
+        v
+    };
+    for n in &mut g.nodes {
+        for i in &mut n.inputs {
+            *i = resolve(i);
+        }
+    }
+    // Dead nodes: walk back from the outputs.
+    let mut needed: std::collections::HashSet<String> = graph_outputs;
+    let mut keep = vec![false; g.nodes.len()];
+    for (k, n) in g.nodes.iter().enumerate().rev() {
+        if n.outputs.iter().any(|o| needed.contains(o)) {
+            keep[k] = true;
+            needed.extend(n.inputs.iter().cloned());
+        }
+    }
+    let mut k = 0;
+    g.nodes.retain(|_| {
+        k += 1;
+        keep[k - 1]
+    });
+    let used: std::collections::HashSet<String> = g.nodes.iter().flat_map(|n| n.inputs.iter().cloned()).collect();
+    let dropped: Vec<String> = g.initializers.keys().filter(|k| !used.contains(*k)).cloned().collect();
+    for d in &dropped {
+        g.initializers.remove(d);
+    }
+    g.inputs.retain(|i| !dropped.contains(&i.name));
+    before - g.nodes.len()
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Image classification on the shared loop: cross-entropy with label smoothing over a
-//! [`Trainable`] graph, and top-1 evaluation in tch.
+//! [`Trainable`] graph, optionally distilled from a frozen teacher's logits (Hinton KD), and
+//! top-1 evaluation in tch.
 
 use std::collections::HashMap;
 
@@ -13,6 +14,31 @@ use crate::data::{Batch, Loader};
 pub struct Classifier {
     pub module: Trainable,
     pub label_smoothing: f64,
+    /// Knowledge distillation from a teacher's logits; `None` = plain cross-entropy.
+    pub kd: Option<Distill>,
+}
+
+/// Hinton-style distillation: loss = (1 − α)·CE(student, labels) + α·T²·KL(p_teacher^T ‖ p_student^T),
+/// with p^T = softmax(logits / T) and the KL averaged over the batch.
+pub struct Distill {
+    /// The frozen teacher (same input as the student).
+    pub teacher: crate::exec::Executor,
+    pub temperature: f64,
+    pub alpha: f64,
+}
+
+impl Classifier {
+    pub fn new(module: Trainable, label_smoothing: f64) -> Classifier {
+        Classifier { module, label_smoothing, kd: None }
+    }
+}
+
+/// Batch-mean KL(softmax(t/T) ‖ softmax(s/T)) · T².
+pub fn kd_loss(student: &T, teacher: &T, temperature: f64) -> Result<T> {
+    let ls = student.f_div_scalar(temperature)?.f_log_softmax(1, Kind::Float)?;
+    let lt = teacher.f_div_scalar(temperature)?.f_log_softmax(1, Kind::Float)?;
+    let kl = lt.f_exp()?.f_mul(&lt.f_sub(&ls)?)?.f_sum(Kind::Float)?;
+    Ok(kl.f_mul_scalar(temperature * temperature / student.size()[0].max(1) as f64)?)
 }
 
 /// Batch → (x on the module's device, y).
@@ -36,7 +62,14 @@ impl Learner for Classifier {
         let chw = input_chw(&self.module);
         let (x, y) = tensors(batch, chw, self.module.device())?;
         let logits = self.module.forward(&x, true)?;
-        Ok(logits.f_cross_entropy_loss::<T>(&y, None, tch::Reduction::Mean, -100, self.label_smoothing)?)
+        let ce = logits.f_cross_entropy_loss::<T>(&y, None, tch::Reduction::Mean, -100, self.label_smoothing)?;
+        let Some(kd) = &self.kd else { return Ok(ce) };
+        let t_logits = {
+            let _g = tch::no_grad_guard();
+            kd.teacher.forward(&x)?
+        };
+        let soft = kd_loss(&logits, &t_logits, kd.temperature)?;
+        Ok(ce.f_mul_scalar(1.0 - kd.alpha)?.f_add(&soft.f_mul_scalar(kd.alpha)?)?)
     }
 }
 

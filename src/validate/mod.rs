@@ -1,7 +1,9 @@
 //! Runtimes other than libtorch: ONNX Runtime (ort) and tract. The only place they live.
 
 pub mod accuracy;
+pub mod budget;
 pub mod compare;
+pub mod latency;
 pub mod ort_rt;
 pub mod tract_rt;
 

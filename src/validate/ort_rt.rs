@@ -3,7 +3,8 @@
 
 use std::sync::OnceLock;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use ort::ep::ExecutionProvider;
 use ort::{environment::Environment, session::Session, value::Tensor};
 
 use super::Array;
@@ -25,19 +26,69 @@ pub fn environment() -> Result<&'static Environment> {
     .map_err(|e| anyhow!("{e}"))
 }
 
-/// A loaded ORT session (CPU provider) for a single-input model.
+/// Which ONNX Runtime execution provider runs a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum OrtProvider {
+    Cpu,
+    /// XNNPACK (the mobile CPU kernels); absent from the PyPI CPU wheel.
+    Xnnpack,
+    /// CUDA device 0; needs `onnxruntime-gpu`.
+    Cuda,
+}
+
+impl OrtProvider {
+    /// ONNX Runtime's name for it.
+    pub fn ort_name(self) -> &'static str {
+        match self {
+            OrtProvider::Cpu => "CPUExecutionProvider",
+            OrtProvider::Xnnpack => ort::ep::XNNPACK::NAME,
+            OrtProvider::Cuda => ort::ep::CUDA::NAME,
+        }
+    }
+
+    /// Whether the loaded onnxruntime library was built with this provider.
+    pub fn available(self) -> Result<bool> {
+        environment()?;
+        Ok(match self {
+            OrtProvider::Cpu => true,
+            OrtProvider::Xnnpack => ort::ep::XNNPACK::is_available().map_err(|e| anyhow!("ORT provider query: {e}"))?,
+            OrtProvider::Cuda => ort::ep::CUDA::is_available().map_err(|e| anyhow!("ORT provider query: {e}"))?,
+        })
+    }
+}
+
+/// A loaded ORT session for a single-input model.
 pub struct OrtModel {
     session: Session,
     input: String,
 }
 
 impl OrtModel {
-    /// Builds a session from ONNX bytes with `threads` intra-op threads (0 = ORT's default).
+    /// Builds a CPU session from ONNX bytes with `threads` intra-op threads (0 = ORT's default).
     pub fn new(bytes: &[u8], threads: usize) -> Result<OrtModel> {
+        OrtModel::with_provider(bytes, threads, OrtProvider::Cpu)
+    }
+
+    /// A session on `provider`. A provider other than the CPU must register, or this fails: a
+    /// silent fallback to the CPU would report CPU figures under the provider's name.
+    pub fn with_provider(bytes: &[u8], threads: usize, provider: OrtProvider) -> Result<OrtModel> {
         let env = environment()?;
         let mut b = Session::builder(env).map_err(|e| anyhow!("ORT session builder: {e}"))?;
         if threads > 0 {
             b = b.with_intra_threads(threads).map_err(|e| anyhow!("ORT intra threads: {e}"))?;
+        }
+        if provider != OrtProvider::Cpu {
+            if !provider.available()? {
+                bail!("the loaded onnxruntime has no {} (ORT_DYLIB_PATH)", provider.ort_name());
+            }
+            let ep = match provider {
+                OrtProvider::Xnnpack => {
+                    let n = std::num::NonZeroUsize::new(threads.max(1)).unwrap_or(std::num::NonZeroUsize::MIN);
+                    ort::ep::XNNPACK::default().with_intra_op_num_threads(n).build()
+                }
+                _ => ort::ep::CUDA::default().with_device_id(0).build(),
+            };
+            b = b.with_execution_providers([ep.error_on_failure()]).map_err(|e| anyhow!("cannot register {}: {e}", provider.ort_name()))?;
         }
         let session = b.commit_from_memory(bytes).map_err(|e| anyhow!("ONNX Runtime refused the model: {e}"))?;
         let input = session.inputs().first().ok_or_else(|| anyhow!("the model has no input"))?.name().to_string();

@@ -1,0 +1,171 @@
+//! `dnas retrain` (the searched child trained from scratch, optionally distilled from the
+//! teacher's logits) and `dnas export` (architecture + weights → deployable ONNX).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use super::train::{train_classifier, ClassifierJob, DataArgs, TrainArgs};
+use super::Outcome;
+use crate::exec::{parse_device, Executor};
+use crate::onnx::export::export_with_batch;
+use crate::onnx::WriteOptions;
+use crate::space::arch::{build_child, graph_cost, Arch};
+use crate::train::checkpoint::read_tensors;
+use crate::train::classify::Distill;
+use crate::train::Trainable;
+
+#[derive(Args)]
+pub struct RetrainArgs {
+    /// Architecture JSON written by `dnas select`.
+    #[arg(long)]
+    arch: PathBuf,
+    #[arg(short, long)]
+    output: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    train: TrainArgs,
+    /// Distil from this teacher's logits (ONNX with the same input as the child).
+    #[arg(long)]
+    kd_teacher: Option<PathBuf>,
+    /// Softmax temperature of the distillation term.
+    #[arg(long, default_value_t = 4.0)]
+    kd_t: f64,
+    /// Weight of the distillation term (1 − α goes to cross-entropy with the labels).
+    #[arg(long, default_value_t = 0.5)]
+    kd_alpha: f64,
+    /// Skip the final evaluation through ONNX Runtime and tract.
+    #[arg(long)]
+    no_validate: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn retrain(a: RetrainArgs) -> Result<Outcome> {
+    let arch = Arch::load(&a.arch)?;
+    let graph = build_child(&arch, a.train.seed)?;
+    if !(0.0..=1.0).contains(&a.kd_alpha) {
+        bail!("--kd-alpha must be in [0, 1], got {}", a.kd_alpha);
+    }
+    if a.kd_t <= 0.0 {
+        bail!("--kd-t must be positive, got {}", a.kd_t);
+    }
+    let kd = match &a.kd_teacher {
+        None => None,
+        Some(t) => Some(Distill { teacher: load_teacher(t, &arch, &a.train.device)?, temperature: a.kd_t, alpha: a.kd_alpha }),
+    };
+    let kd_record = a.kd_teacher.as_ref().map(|t| serde_json::json!({"teacher": t, "temperature": a.kd_t, "alpha": a.kd_alpha}));
+    train_classifier(ClassifierJob {
+        command: "retrain",
+        what: "student",
+        source: &a.arch,
+        graph,
+        input: arch.input,
+        classes: arch.classes,
+        record: serde_json::json!({"arch": arch, "kd": kd_record}),
+        output: &a.output,
+        data: &a.data,
+        train: &a.train,
+        kd,
+        no_validate: a.no_validate,
+        json: a.json,
+    })
+}
+
+/// The KD teacher as a frozen executor, checked against the child's input and classes.
+fn load_teacher(path: &Path, arch: &Arch, device: &str) -> Result<Executor> {
+    let g = crate::onnx::read_file(path)?;
+    let input = g.data_inputs().next().with_context(|| format!("teacher '{}' has no input", path.display()))?;
+    let dims: Vec<Option<usize>> = input
+        .shape
+        .as_ref()
+        .map(|s| {
+            s.iter()
+                .map(|d| match d {
+                    crate::ir::Dim::Fixed(v) => Some(*v),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let want = [Some(arch.input[0]), Some(arch.input[1]), Some(arch.input[2])];
+    if dims.len() != 4 || dims[1..] != want {
+        bail!("teacher '{}' takes input {:?}, the architecture {:?} (N, C, H, W)", path.display(), dims, arch.input);
+    }
+    let facts = crate::exec::infer(&g, &crate::ir::fixed_input_shapes(&g, 1)?).with_context(|| format!("teacher '{}'", path.display()))?;
+    let out = g.outputs.first().with_context(|| format!("teacher '{}' has no output", path.display()))?;
+    let classes = facts.get(&out.name).and_then(|f| f.shape.last().copied());
+    if classes != Some(arch.classes) {
+        bail!("teacher '{}' outputs {:?} classes, the architecture has {}", path.display(), classes, arch.classes);
+    }
+    Executor::new(g, parse_device(device)?).with_context(|| format!("teacher '{}'", path.display()))
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// Architecture JSON.
+    #[arg(long)]
+    arch: PathBuf,
+    /// Trained state (`final.safetensors` of `dnas retrain`).
+    #[arg(long)]
+    weights: PathBuf,
+    #[arg(short, long)]
+    output: PathBuf,
+    /// ONNX opset (11..=17; 17 is the default and what the mobile runtimes are checked with).
+    #[arg(long, default_value_t = crate::onnx::DEFAULT_OPSET)]
+    opset: i64,
+    /// Fix the batch dimension (e.g. 1: NNAPI and CoreML want fixed shapes); default symbolic "N".
+    #[arg(long)]
+    batch: Option<usize>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn export_cmd(a: ExportArgs) -> Result<Outcome> {
+    if !(11..=17).contains(&a.opset) {
+        bail!("--opset {} is not supported: dnas writes opsets 11 to 17", a.opset);
+    }
+    let arch = Arch::load(&a.arch)?;
+    let mut module = Trainable::new(build_child(&arch, 0)?, tch::Device::Cpu)?;
+    let weights = read_tensors(&a.weights)?;
+    module
+        .load_state(&weights)
+        .with_context(|| format!("'{}' does not hold the weights of '{}'", a.weights.display(), a.arch.display()))?;
+    let graph = module.to_graph()?;
+    // Preprocessing and dataset come from the run that trained the weights, when it is beside them.
+    let mut meta = Vec::new();
+    let run_json = a.weights.parent().unwrap_or(Path::new(".")).join("run.json");
+    if let Ok(text) = std::fs::read_to_string(&run_json) {
+        let run: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("'{}' is not valid JSON", run_json.display()))?;
+        if let Some(p) = run.get("preprocessing") {
+            meta.push(("dnas.preprocessing", p.to_string()));
+        }
+        if let Some(d) = run.pointer("/data/source").and_then(|d| d.as_str()) {
+            meta.push(("dnas.dataset", d.to_string()));
+        }
+        meta.push(("dnas.train", text.clone()));
+    }
+    let opts = WriteOptions { opset: a.opset, ..WriteOptions::default() };
+    if a.batch == Some(0) {
+        bail!("--batch must be at least 1");
+    }
+    let bytes = export_with_batch(&graph, &a.output, &meta, &opts, a.batch)?;
+    let (params, macs) = graph_cost(&graph)?;
+    let written = crate::onnx::read_model(&bytes)?;
+    let result = serde_json::json!({"model": a.output, "bytes": bytes.len(), "nodes": written.nodes.len(), "params": params, "macs": macs,
+        "opset": a.opset, "arch": arch.name});
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        println!(
+            "wrote {} ({} bytes, {} nodes, opset {}, {params} params, {macs} MACs)",
+            a.output.display(),
+            bytes.len(),
+            written.nodes.len(),
+            a.opset
+        );
+    }
+    Ok(Outcome::Ok)
+}

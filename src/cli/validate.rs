@@ -1,0 +1,179 @@
+//! `dnas validate MODEL.onnx --data … --budget B.json`: the CI gate. Params and MACs from the
+//! imported graph, top-1 through ONNX Runtime and tract, latency per target (settings logged with
+//! every figure), the budget checked; a JSON report; exit 0 pass, 1 budget violated, 2 error.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use super::train::DataArgs;
+use super::Outcome;
+use crate::data::loader::LoaderConfig;
+use crate::data::{open, Dataset, Loader};
+use crate::util::write_atomic;
+use crate::validate::accuracy::{ort_top1, tract_top1};
+use crate::validate::budget::{Budget, Measured};
+use crate::validate::latency::{measure, LatencyConfig, LatencyRow, Target, DEFAULT_TARGETS};
+
+#[derive(Args)]
+pub struct ValidateArgs {
+    model: PathBuf,
+    /// Budget file (schemas/budget.schema.json); without one, everything is measured and reported.
+    #[arg(long)]
+    budget: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Split for top-1: test, held-out or train.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Skip the accuracy pass (latency and cost only).
+    #[arg(long)]
+    no_accuracy: bool,
+    /// Latency targets (comma separated); default: ort-cpu-1t, ort-cpu-4t, ort-xnnpack-1t, ort-cuda, tract,
+    /// plus any the budget names.
+    #[arg(long, value_delimiter = ',')]
+    targets: Vec<String>,
+    #[arg(long, default_value_t = 10)]
+    warmup: usize,
+    #[arg(long, default_value_t = 50)]
+    runs: usize,
+    /// JSON report path (default: <model stem>.validate.json in the current directory).
+    #[arg(long)]
+    report: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+fn input_shape_batch1(g: &crate::ir::Graph) -> Result<Vec<usize>> {
+    let shapes = crate::ir::fixed_input_shapes(g, 1)?;
+    let input = g.data_inputs().next().context("the model has no input")?;
+    shapes.get(&input.name).cloned().context("the model's input has no shape")
+}
+
+pub fn validate(a: ValidateArgs) -> Result<Outcome> {
+    let bytes = std::fs::read(&a.model).with_context(|| format!("cannot read '{}'", a.model.display()))?;
+    let graph = crate::onnx::read_model(&bytes).with_context(|| format!("'{}'", a.model.display()))?;
+    let budget = a.budget.as_ref().map(|p| Budget::load(p)).transpose()?;
+    let (params, macs) = crate::space::arch::graph_cost(&graph).with_context(|| format!("'{}'", a.model.display()))?;
+    let shape = input_shape_batch1(&graph).with_context(|| format!("'{}'", a.model.display()))?;
+
+    let mut labels: Vec<String> =
+        if a.targets.is_empty() { DEFAULT_TARGETS.iter().map(|s| s.to_string()).collect() } else { a.targets.clone() };
+    for t in budget.as_ref().map(|b| b.targets()).unwrap_or_default() {
+        if !labels.contains(&t) {
+            labels.push(t);
+        }
+    }
+    let targets: Vec<Target> = labels.iter().map(|l| Target::parse(l)).collect::<Result<_>>()?;
+    let cfg = LatencyConfig { warmup: a.warmup, runs: a.runs };
+
+    let mut top1: Vec<(String, f64)> = Vec::new();
+    let mut accuracy = Vec::new();
+    if !a.no_accuracy {
+        let splits = open(&a.data.spec(0))?;
+        let set = match a.split.as_str() {
+            "test" => &splits.test,
+            "held-out" => &splits.held_out,
+            "train" => &splits.train,
+            other => anyhow::bail!("unknown split '{other}' (test, held-out, train)"),
+        };
+        if set.shape().as_slice() != &shape[1..] {
+            anyhow::bail!("'{}' takes input {:?} but --data {} gives {:?}", a.model.display(), &shape[1..], a.data.data, set.shape());
+        }
+        let loader = Loader::new(Arc::new(set.clone()), LoaderConfig { workers: a.data.workers, ..LoaderConfig::eval(256) });
+        for r in [
+            ort_top1(&bytes, &loader, 0).with_context(|| format!("'{}' through ONNX Runtime", a.model.display()))?,
+            tract_top1(&bytes, &loader).with_context(|| format!("'{}' through tract", a.model.display()))?,
+        ] {
+            top1.push((r.runtime.clone(), r.top1));
+            accuracy.push(r);
+        }
+    }
+
+    let time_all = |what: &str, bytes: &[u8], shape: &[usize]| -> Result<Vec<LatencyRow>> {
+        targets.iter().map(|t| measure(bytes, shape, *t, cfg).with_context(|| format!("timing {what} on {}", t.label()))).collect()
+    };
+    let latency = time_all(&a.model.display().to_string(), &bytes, &shape)?;
+    let mut reference_rows = Vec::new();
+    let mut reference_info = serde_json::Value::Null;
+    if let Some(rp) = budget.as_ref().and_then(|b| b.reference_path()) {
+        let rb = std::fs::read(&rp).with_context(|| format!("cannot read the budget's reference model '{}'", rp.display()))?;
+        let rg = crate::onnx::read_model(&rb).with_context(|| format!("reference '{}'", rp.display()))?;
+        let rshape = input_shape_batch1(&rg)?;
+        let (rparams, rmacs) = crate::space::arch::graph_cost(&rg)?;
+        reference_rows = time_all(&rp.display().to_string(), &rb, &rshape)?;
+        reference_info = serde_json::json!({"model": rp, "params": rparams, "macs": rmacs, "latency": reference_rows});
+    }
+
+    let (violations, skipped) = match &budget {
+        Some(b) => b.check(&Measured { params, macs, top1: &top1, latency: &latency, reference: &reference_rows }),
+        None => (Vec::new(), Vec::new()),
+    };
+    let pass = violations.is_empty();
+    let report = serde_json::json!({
+        "format": "dnas.validate", "version": 1, "dnas_version": env!("CARGO_PKG_VERSION"),
+        "model": a.model, "input_shape": shape, "params": params, "macs": macs,
+        "accuracy": accuracy, "data": a.data.data, "split": a.split,
+        "latency": latency, "reference": reference_info,
+        "budget": budget.as_ref().map(|b| serde_json::json!({"file": b.path, "name": b.name})),
+        "violations": violations, "skipped": skipped, "pass": pass,
+    });
+    let report_path = a
+        .report
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.validate.json", a.model.file_stem().and_then(|s| s.to_str()).unwrap_or("model"))));
+    write_atomic(&report_path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{}  params {params}  MACs {macs}  input {:?}", a.model.display(), shape);
+        for r in &accuracy {
+            println!("top-1 {:<12} {:>7.2}%  ({}/{} on {} {})", r.runtime, 100.0 * r.top1, r.correct, r.total, a.data.data, a.split);
+        }
+        println!("{:<16} {:>9} {:>9} {:>9}  {:<10} settings", "latency (ms)", "p50", "p90", "p99", "ref p50");
+        for r in &latency {
+            let refp = reference_rows.iter().find(|x| x.target == r.target).and_then(|x| x.p50_ms);
+            let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+            if r.available {
+                println!(
+                    "{:<16} {:>9} {:>9} {:>9}  {:<10} {} {} thread(s), {}, batch {}, {} warm-up + {} timed runs",
+                    r.target,
+                    f(r.p50_ms),
+                    f(r.p90_ms),
+                    f(r.p99_ms),
+                    f(refp),
+                    r.provider,
+                    r.threads,
+                    r.optimization,
+                    r.batch,
+                    r.warmup,
+                    r.runs
+                );
+            } else {
+                println!("{:<16} {:>9} {:>9} {:>9}  {:<10} {}", r.target, "-", "-", "-", "-", r.note.as_deref().unwrap_or("unavailable"));
+            }
+        }
+        for s in &skipped {
+            println!(
+                "skipped  {}:{} {}: {}",
+                budget.as_ref().map(|b| b.path.display().to_string()).unwrap_or_default(),
+                s.line,
+                s.field,
+                s.reason
+            );
+        }
+        for v in &violations {
+            println!("VIOLATED {}", v.message);
+        }
+        match &budget {
+            Some(b) if pass => println!("PASS: budget '{}' ({}) met", b.name, b.path.display()),
+            Some(b) => println!("FAIL: {} line(s) of budget '{}' violated", violations.len(), b.name),
+            None => println!("(no --budget: nothing checked)"),
+        }
+        println!("report: {}", report_path.display());
+    }
+    Ok(if pass { Outcome::Ok } else { Outcome::CheckFailed })
+}
