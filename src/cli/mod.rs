@@ -40,6 +40,8 @@ enum Command {
     Export(retrain::ExportArgs),
     /// Validates an ONNX model against a deployment budget (accuracy, cost, latency): the CI gate.
     Validate(validate::ValidateArgs),
+    /// Measures every candidate layer of a search space on a latency target (a table for select --latency-lut).
+    LatencyLut(validate::LatencyLutArgs),
     /// Runs the pipeline stages that exist today on the real teachers installed by setup.
     Demo(teacher::DemoArgs),
 }
@@ -71,5 +73,6 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Outcome
         Command::Retrain(a) => retrain::retrain(a),
         Command::Export(a) => retrain::export_cmd(a),
         Command::Validate(a) => validate::validate(a),
+        Command::LatencyLut(a) => validate::latency_lut(a),
     }
 }

@@ -134,10 +134,13 @@ pub fn export_cmd(a: ExportArgs) -> Result<Outcome> {
         .load_state(&weights)
         .with_context(|| format!("'{}' does not hold the weights of '{}'", a.weights.display(), a.arch.display()))?;
     let graph = module.to_graph()?;
-    // Preprocessing and dataset come from the run that trained the weights, when it is beside them.
+    // Preprocessing and dataset come from the run that trained the weights: `run.json` beside
+    // them (a `dnas retrain` directory) or `<weights stem>.run.json` (a shipped model).
     let mut meta = Vec::new();
-    let run_json = a.weights.parent().unwrap_or(Path::new(".")).join("run.json");
-    if let Ok(text) = std::fs::read_to_string(&run_json) {
+    let dir = a.weights.parent().unwrap_or(Path::new("."));
+    let stem = a.weights.file_stem().and_then(|s| s.to_str()).unwrap_or("weights");
+    if let Some(run_json) = [dir.join("run.json"), dir.join(format!("{stem}.run.json"))].into_iter().find(|p| p.exists()) {
+        let text = std::fs::read_to_string(&run_json).with_context(|| format!("cannot read '{}'", run_json.display()))?;
         let run: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("'{}' is not valid JSON", run_json.display()))?;
         if let Some(p) = run.get("preprocessing") {
             meta.push(("dnas.preprocessing", p.to_string()));

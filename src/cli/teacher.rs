@@ -128,8 +128,16 @@ pub fn run(cmd: TeacherCommand) -> Result<Outcome> {
 }
 
 fn run_check(model: &Path, images: &Path, a: &CheckArgs) -> Result<CheckReport> {
+    let device = parse_device(&a.device)?;
+    // libtorch runs float32 convolutions on TF32 tensor cores by default (Ampere and later):
+    // ~1e-3 relative error, which would fail a 1e-4 parity check for the wrong reason. cuDNN and
+    // cuBLAS read this variable when CUDA initialises, which has not happened yet here.
+    if device.is_cuda() && std::env::var_os("NVIDIA_TF32_OVERRIDE").is_none() {
+        std::env::set_var("NVIDIA_TF32_OVERRIDE", "0");
+        eprintln!("note: TF32 off for the parity check (NVIDIA_TF32_OVERRIDE=0; set it yourself to choose)");
+    }
     let opts = CheckOptions {
-        device: parse_device(&a.device)?,
+        device,
         preprocess: a.pre.build()?,
         batch: a.batch,
         tol: a.tol,

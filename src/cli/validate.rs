@@ -177,3 +177,60 @@ pub fn validate(a: ValidateArgs) -> Result<Outcome> {
     }
     Ok(if pass { Outcome::Ok } else { Outcome::CheckFailed })
 }
+
+#[derive(Args)]
+pub struct LatencyLutArgs {
+    /// A search run (its space and teacher copy), or --space with --teacher.
+    #[arg(long)]
+    run: Option<PathBuf>,
+    #[arg(long)]
+    space: Option<PathBuf>,
+    #[arg(long)]
+    teacher: Option<PathBuf>,
+    /// Latency target: ort-cpu-<N>t, ort-xnnpack-<N>t, ort-cuda or tract.
+    #[arg(long, default_value = "ort-cpu-1t")]
+    target: String,
+    #[arg(long, default_value_t = 10)]
+    warmup: usize,
+    #[arg(long, default_value_t = 50)]
+    runs: usize,
+    #[arg(short, long)]
+    output: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn latency_lut(a: LatencyLutArgs) -> Result<Outcome> {
+    let (space, teacher) = match (&a.run, &a.space, &a.teacher) {
+        (Some(run), None, None) => {
+            let r = crate::search::run::RunDir::open(run)?;
+            (r.space()?, r.teacher()?)
+        }
+        (None, Some(s), Some(t)) => (crate::space::SearchSpace::load(s)?, crate::onnx::read_file(t)?),
+        _ => anyhow::bail!("give either --run DIR or both --space and --teacher"),
+    };
+    let resolved = crate::search::run::resolve_with_teacher(&space, &teacher)?;
+    let target = Target::parse(&a.target)?;
+    let cfg = LatencyConfig { warmup: a.warmup, runs: a.runs };
+    let t0 = std::time::Instant::now();
+    let total = crate::validate::lut::layer_keys(&resolved).len();
+    let pb = if a.json { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(total as u64) };
+    let lut = crate::validate::lut::build_lut(&resolved, target, cfg, &mut |done, _| pb.set_position(done as u64))?;
+    pb.finish_and_clear();
+    write_atomic(&a.output, serde_json::to_string_pretty(&lut)?.as_bytes())?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&lut)?);
+    } else {
+        println!(
+            "{} layer entries + fixed part {:.3} ms on {} ({} warm-up + {} runs, p50) in {:.1} s → {}",
+            lut.entries.len(),
+            lut.fixed_ms,
+            lut.provider,
+            a.warmup,
+            a.runs,
+            t0.elapsed().as_secs_f64(),
+            a.output.display()
+        );
+    }
+    Ok(Outcome::Ok)
+}

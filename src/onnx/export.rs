@@ -1,6 +1,6 @@
 //! Export of a trained IR graph: BatchNorm folded into convolutions, Identity/Dropout and dead
-//! nodes and initializers removed, metadata attached, written through the IR writer (IR 8 /
-//! opset 17 unless told otherwise) atomically.
+//! nodes and initializers removed, output shapes declared, metadata attached, written through the
+//! IR writer (IR 8 / opset 17 unless told otherwise) atomically.
 
 use std::path::Path;
 
@@ -10,13 +10,13 @@ use super::{write_model, WriteOptions};
 use crate::ir::fold::{fold_batchnorm, strip_for_inference};
 use crate::ir::Graph;
 
-/// Writes `g` (with `metadata` added) to `path`; returns the bytes written. `fixed_batch`
-/// pins the batch dimension (mobile EPs such as NNAPI and CoreML want fixed shapes); otherwise
-/// it is symbolic (`opts.batch_dim`).
+/// Writes `g` (with `metadata` added) to `path` with a symbolic batch; returns the bytes written.
 pub fn export(g: &Graph, path: &Path, metadata: &[(&str, String)], opts: &WriteOptions) -> Result<Vec<u8>> {
     export_with_batch(g, path, metadata, opts, None)
 }
 
+/// As [`export`]; `fixed_batch` pins the batch dimension (mobile EPs such as NNAPI and CoreML
+/// want fixed shapes), otherwise it is symbolic (`opts.batch_dim`).
 pub fn export_with_batch(
     g: &Graph,
     path: &Path,
@@ -24,6 +24,13 @@ pub fn export_with_batch(
     opts: &WriteOptions,
     fixed_batch: Option<usize>,
 ) -> Result<Vec<u8>> {
+    let bytes = deploy_bytes(g, metadata, opts, fixed_batch)?;
+    crate::util::write_atomic(path, &bytes)?;
+    Ok(bytes)
+}
+
+/// The deployable ONNX bytes of `g` (what [`export`] writes), in memory.
+pub fn deploy_bytes(g: &Graph, metadata: &[(&str, String)], opts: &WriteOptions, fixed_batch: Option<usize>) -> Result<Vec<u8>> {
     let mut g = g.clone();
     let mut opts = opts.clone();
     if let Some(n) = fixed_batch {
@@ -49,7 +56,5 @@ pub fn export_with_batch(
     for (k, v) in metadata {
         g.metadata.insert(k.to_string(), v.clone());
     }
-    let bytes = write_model(&g, &opts)?;
-    crate::util::write_atomic(path, &bytes)?;
-    Ok(bytes)
+    write_model(&g, &opts)
 }

@@ -20,11 +20,18 @@ use crate::space::{ceil_div, SearchSpace};
 /// Measured latency per layer (ms) on one runtime setting, plus the fixed part of the network.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LatencyLut {
+    /// The latency target it was measured on (`ort-cpu-1t`, `tract`, …).
     pub provider: String,
     #[serde(default)]
     pub threads: usize,
+    /// Stem + head + classifier, including one model call's fixed overhead.
     pub fixed_ms: f64,
+    /// Per layer (`LayerShape::key`): p50 of the layer alone minus the call overhead measured on a
+    /// trivial model of the same input shape.
     pub entries: BTreeMap<String, f64>,
+    /// How it was measured (runtime settings, warm-up, runs, overheads).
+    #[serde(default)]
+    pub settings: serde_json::Value,
 }
 
 impl LatencyLut {

@@ -208,10 +208,18 @@ pub fn layer_cost(op: LayerOp, s: &LayerShape, se: f64, cache: &mut HashMap<Stri
 
 /// (params, MACs) of what is outside the searched blocks: stem, head and classifier.
 pub fn fixed_cost(stem_def: &Stem, head_def: &Head, input: [usize; 3], head_in: [usize; 3], classes: usize, se: f64) -> Result<(u64, u64)> {
+    let (stem_g, head_g) = fixed_graphs(stem_def, head_def, input, head_in, classes, se);
+    let s = graph_cost(&stem_g)?;
+    let h = graph_cost(&head_g)?;
+    Ok((s.0 + h.0, s.1 + h.1))
+}
+
+/// The parts outside the searched blocks as graphs: the stem (input `input`) and the head with
+/// the classifier (input `features` of shape `head_in`).
+pub fn fixed_graphs(stem_def: &Stem, head_def: &Head, input: [usize; 3], head_in: [usize; 3], classes: usize, se: f64) -> (Graph, Graph) {
     let mut b = Builder::new("stem", "input", input, 0);
     let x = stem(&mut b, stem_def, input[0], se);
-    let s = graph_cost(&b.finish(&[&x]))?;
+    let stem_g = b.finish(&[&x]);
     let b = Builder::new("head", "features", head_in, 0);
-    let h = graph_cost(&head(b, head_def, "features", head_in[0], classes))?;
-    Ok((s.0 + h.0, s.1 + h.1))
+    (stem_g, head(b, head_def, "features", head_in[0], classes))
 }

@@ -108,3 +108,32 @@ pub fn evaluate(m: &Trainable, loader: &Loader) -> Result<EvalResult> {
     }
     Ok(EvalResult { top1: correct as f64 / total.max(1) as f64, loss: loss / total.max(1) as f64, correct, total })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kd_loss_is_zero_for_equal_logits_and_matches_the_formula() {
+        let s = T::from_slice(&[1.0f32, 2.0, 0.5, -1.0, 0.0, 3.0]).reshape([2, 3]);
+        let t = T::from_slice(&[0.5f32, 1.0, 2.0, 0.0, 1.0, -2.0]).reshape([2, 3]);
+        assert!(kd_loss(&s, &s, 4.0).unwrap().double_value(&[]).abs() < 1e-7);
+        // By hand: T² / N · Σ p_t (log p_t − log p_s), p = softmax(logits / T).
+        let temp = 2.0;
+        let (sv, tv): (Vec<f32>, Vec<f32>) = (Vec::try_from(&s.flatten(0, -1)).unwrap(), Vec::try_from(&t.flatten(0, -1)).unwrap());
+        let mut want = 0.0f64;
+        for r in 0..2 {
+            let soft = |v: &[f32]| {
+                let e: Vec<f64> = v.iter().map(|x| (*x as f64 / temp).exp()).collect();
+                let z: f64 = e.iter().sum();
+                e.into_iter().map(|x| x / z).collect::<Vec<_>>()
+            };
+            let (ps, pt) = (soft(&sv[r * 3..r * 3 + 3]), soft(&tv[r * 3..r * 3 + 3]));
+            want += pt.iter().zip(&ps).map(|(a, b)| a * (a.ln() - b.ln())).sum::<f64>();
+        }
+        want *= temp * temp / 2.0;
+        let got = kd_loss(&s, &t, temp).unwrap().double_value(&[]);
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+        assert!(got > 0.0);
+    }
+}
