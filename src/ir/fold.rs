@@ -156,4 +156,28 @@ mod tests {
         let err = (a - &b).abs().max().double_value(&[]) / b.abs().max().double_value(&[]);
         assert!(err < 1e-5, "max rel {err}");
     }
+
+    #[test]
+    fn strip_removes_pass_through_and_dead_nodes_and_keeps_outputs() {
+        use crate::ir::builder::Builder;
+        let mut b = Builder::new("s", "x", [3, 5, 5], 2);
+        let c = b.conv("conv", "x", 3, 4, 3, 1, 1, true);
+        let i = b.node("id", Op::Identity, vec![c]);
+        let d = b.node("drop", Op::Dropout, vec![i]);
+        let y = b.node("relu", Op::Relu, vec![d]);
+        // A dead branch with its own initializer.
+        let _dead = b.conv("dead", "x", 3, 2, 1, 1, 1, false);
+        let g = b.finish(&[&y]);
+        let mut f = g.clone();
+        assert_eq!(strip_for_inference(&mut f), 3, "Identity, Dropout and the dead conv");
+        let ops: Vec<&str> = f.nodes.iter().map(|n| n.op.name()).collect();
+        assert_eq!(ops, ["Conv", "Relu"]);
+        assert_eq!(f.nodes[1].inputs, vec![f.nodes[0].outputs[0].clone()]);
+        assert!(!f.initializers.keys().any(|k| k.starts_with("dead")));
+        f.check().unwrap();
+        let x = tch::Tensor::randn([1, 3, 5, 5], (tch::Kind::Float, tch::Device::Cpu));
+        let a = crate::exec::Executor::new(g, tch::Device::Cpu).unwrap().forward(&x).unwrap();
+        let b = crate::exec::Executor::new(f, tch::Device::Cpu).unwrap().forward(&x).unwrap();
+        assert_eq!((a - b).abs().max().double_value(&[]), 0.0);
+    }
 }
