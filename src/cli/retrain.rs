@@ -77,24 +77,14 @@ pub fn retrain(a: RetrainArgs) -> Result<Outcome> {
 /// The KD teacher as a frozen executor, checked against the child's input and classes.
 fn load_teacher(path: &Path, arch: &Arch, device: &str) -> Result<Executor> {
     let g = crate::onnx::read_file(path)?;
+    let what = || format!("teacher '{}'", path.display());
+    let shapes = crate::ir::fixed_input_shapes(&g, 1).with_context(what)?;
     let input = g.data_inputs().next().with_context(|| format!("teacher '{}' has no input", path.display()))?;
-    let dims: Vec<Option<usize>> = input
-        .shape
-        .as_ref()
-        .map(|s| {
-            s.iter()
-                .map(|d| match d {
-                    crate::ir::Dim::Fixed(v) => Some(*v),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let want = [Some(arch.input[0]), Some(arch.input[1]), Some(arch.input[2])];
-    if dims.len() != 4 || dims[1..] != want {
+    let dims = shapes.get(&input.name).cloned().unwrap_or_default();
+    if dims.len() != 4 || dims[1..] != arch.input {
         bail!("teacher '{}' takes input {:?}, the architecture {:?} (N, C, H, W)", path.display(), dims, arch.input);
     }
-    let facts = crate::exec::infer(&g, &crate::ir::fixed_input_shapes(&g, 1)?).with_context(|| format!("teacher '{}'", path.display()))?;
+    let facts = crate::exec::infer(&g, &shapes).with_context(what)?;
     let out = g.outputs.first().with_context(|| format!("teacher '{}' has no output", path.display()))?;
     let classes = facts.get(&out.name).and_then(|f| f.shape.last().copied());
     if classes != Some(arch.classes) {

@@ -157,7 +157,7 @@ pub fn set_threads(n: usize) {
     tch::set_num_threads(n as i32);
 }
 
-fn split<'a>(s: &'a Splits, name: &str) -> Result<&'a crate::data::Subset> {
+pub(super) fn split<'a>(s: &'a Splits, name: &str) -> Result<&'a crate::data::Subset> {
     Ok(match name {
         "test" => &s.test,
         "held-out" | "heldout" => &s.held_out,

@@ -73,12 +73,7 @@ pub fn validate(a: ValidateArgs) -> Result<Outcome> {
     let mut accuracy = Vec::new();
     if !a.no_accuracy {
         let splits = open(&a.data.spec(0))?;
-        let set = match a.split.as_str() {
-            "test" => &splits.test,
-            "held-out" => &splits.held_out,
-            "train" => &splits.train,
-            other => anyhow::bail!("unknown split '{other}' (test, held-out, train)"),
-        };
+        let set = super::train::split(&splits, &a.split)?;
         if set.shape().as_slice() != &shape[1..] {
             anyhow::bail!("'{}' takes input {:?} but --data {} gives {:?}", a.model.display(), &shape[1..], a.data.data, set.shape());
         }
@@ -213,9 +208,11 @@ pub fn latency_lut(a: LatencyLutArgs) -> Result<Outcome> {
     let target = Target::parse(&a.target)?;
     let cfg = LatencyConfig { warmup: a.warmup, runs: a.runs };
     let t0 = std::time::Instant::now();
-    let total = crate::validate::lut::layer_keys(&resolved).len();
-    let pb = if a.json { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(total as u64) };
-    let lut = crate::validate::lut::build_lut(&resolved, target, cfg, &mut |done, _| pb.set_position(done as u64))?;
+    let pb = if a.json { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(0) };
+    let lut = crate::validate::lut::build_lut(&resolved, target, cfg, &mut |done, total| {
+        pb.set_length(total as u64);
+        pb.set_position(done as u64)
+    })?;
     pb.finish_and_clear();
     write_atomic(&a.output, serde_json::to_string_pretty(&lut)?.as_bytes())?;
     if a.json {

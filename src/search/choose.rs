@@ -15,7 +15,7 @@ use super::evaluate::BlockRanking;
 use super::run::RunDir;
 use super::select::{select, BlockChoices, Budget, Candidate, SearchStats, Selection};
 use crate::space::arch::{fixed_cost, Arch, ArchBlock, Predicted};
-use crate::space::{ceil_div, SearchSpace};
+use crate::space::SearchSpace;
 
 /// Measured latency per layer (ms) on one runtime setting, plus the fixed part of the network.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -61,11 +61,7 @@ pub struct Choice {
 
 /// Space-level fixed costs (stem, head, classifier) for the child's shapes.
 pub fn space_fixed_cost(space: &SearchSpace) -> Result<(u64, u64)> {
-    let mut cur = space.stem_out();
-    for b in &space.blocks {
-        cur = [b.out, ceil_div(cur[1], b.stride), ceil_div(cur[2], b.stride)];
-    }
-    fixed_cost(&space.stem, &space.head, space.input, cur, space.classes, space.se)
+    fixed_cost(&space.stem, &space.head, space.input, space.head_in(), space.classes, space.se)
 }
 
 pub fn load_rankings(run: &RunDir, blocks: usize) -> Result<Vec<BlockRanking>> {

@@ -231,6 +231,15 @@ impl SearchSpace {
         }
         s
     }
+
+    /// [c, h, w] entering the head (after the last block).
+    pub fn head_in(&self) -> [usize; 3] {
+        let mut cur = self.stem_out();
+        for b in &self.blocks {
+            cur = [b.out, ceil_div(cur[1], b.stride), ceil_div(cur[2], b.stride)];
+        }
+        cur
+    }
 }
 
 pub fn ceil_div(a: usize, b: usize) -> usize {

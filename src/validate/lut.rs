@@ -15,7 +15,7 @@ use crate::onnx::export::deploy_bytes;
 use crate::onnx::WriteOptions;
 use crate::search::choose::LatencyLut;
 use crate::space::arch::fixed_graphs;
-use crate::space::{ceil_div, LayerOp, LayerShape, Resolved};
+use crate::space::{LayerOp, LayerShape, Resolved};
 
 fn p50(g: &Graph, shape: [usize; 3], target: Target, cfg: LatencyConfig) -> Result<f64> {
     let bytes = deploy_bytes(g, &[], &WriteOptions::default(), None)?;
@@ -69,11 +69,7 @@ pub fn build_lut(r: &Resolved, target: Target, cfg: LatencyConfig, progress: &mu
         entries.insert(key.clone(), (ms - oh).max(0.0));
         progress(i + 1, keys.len());
     }
-    let stem_out = space.stem_out();
-    let mut head_in = stem_out;
-    for b in &space.blocks {
-        head_in = [b.out, ceil_div(head_in[1], b.stride), ceil_div(head_in[2], b.stride)];
-    }
+    let head_in = space.head_in();
     let (stem_g, head_g) = fixed_graphs(&space.stem, &space.head, space.input, head_in, space.classes, space.se);
     let stem_ms = p50(&stem_g, space.input, target, cfg).context("timing the stem")?;
     let head_ms = p50(&head_g, head_in, target, cfg).context("timing the head")?;
