@@ -9,6 +9,7 @@ pub mod exec;
 pub mod ir;
 pub mod nets;
 pub mod onnx;
+pub mod report;
 pub mod search;
 pub mod space;
 pub mod supernet;

@@ -1,7 +1,7 @@
 # Sourced by tools/dnas and tools/test.sh: runs setup (idempotent, seconds when cached), loads its
 # environment, exports the reference models, and points cargo at a target dir outside the clone.
 set -euo pipefail
-DNAS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export DNAS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export DNAS_HOME="${DNAS_HOME:-$HOME/.cache/dnas}"
 bash "$DNAS_ROOT/tools/setup.sh" >&2
 # shellcheck disable=SC1091

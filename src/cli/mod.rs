@@ -1,6 +1,8 @@
 //! Command line. Every command prints a human table by default and JSON with `--json`.
 //! Exit codes: 0 success, 1 a check failed, 2 error (bad input, I/O, unsupported model).
 
+pub mod demo;
+pub mod report;
 pub mod retrain;
 pub mod search;
 mod teacher;
@@ -42,8 +44,11 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Measures every candidate layer of a search space on a latency target (a table for select --latency-lut).
     LatencyLut(validate::LatencyLutArgs),
-    /// Runs the pipeline stages that exist today on the real teachers installed by setup.
-    Demo(teacher::DemoArgs),
+    /// The whole pipeline on the embedded default (Fashion-MNIST, shipped teacher): search,
+    /// select under a budget, retrain with KD, export, validate; then a teacher-vs-searched table.
+    Demo(demo::DemoArgs),
+    /// A self-contained HTML report (SVG plots) of a demo or search run directory.
+    Report(report::ReportArgs),
 }
 
 /// Outcome of a command that ran to the end.
@@ -64,7 +69,8 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Outcome
     };
     match cli.command {
         Command::Teacher { command } => teacher::run(command),
-        Command::Demo(a) => teacher::demo(a),
+        Command::Demo(a) => demo::demo(a),
+        Command::Report(a) => report::report(a),
         Command::TrainTeacher(a) => train::train_teacher(a),
         Command::Eval(a) => train::eval(a),
         Command::Train(a) => search::train(a),

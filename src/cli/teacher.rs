@@ -1,4 +1,4 @@
-//! `dnas teacher …` and the current `dnas demo`.
+//! `dnas teacher …`, including `dnas teacher demo` (the real ImageNet teachers checked).
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +40,9 @@ pub enum TeacherCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The real ImageNet teachers installed by setup (EfficientNet-Lite0, MobileNetV2): imported,
+    /// cut, and checked against ORT and tract on labelled photos.
+    Demo(DemoArgs),
 }
 
 #[derive(Args)]
@@ -124,6 +127,7 @@ pub fn run(cmd: TeacherCommand) -> Result<Outcome> {
             }
             Ok(Outcome::Ok)
         }
+        TeacherCommand::Demo(a) => demo(a),
     }
 }
 
@@ -208,9 +212,9 @@ pub struct DemoArgs {
     device: String,
 }
 
-/// Today's demo: stage 1 of the pipeline on the real ImageNet teachers — import, inspect, cut,
+/// `dnas teacher demo`: stage 1 of the pipeline on the real ImageNet teachers — import, inspect, cut,
 /// and check tch against ORT and tract on real labelled photos.
-pub fn demo(a: DemoArgs) -> Result<Outcome> {
+fn demo(a: DemoArgs) -> Result<Outcome> {
     let home = std::env::var("DNAS_HOME")
         .map(PathBuf::from)
         .context("DNAS_HOME is not set: run through tools/dnas or source ~/.cache/dnas/env.sh")?;

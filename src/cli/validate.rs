@@ -28,6 +28,9 @@ pub struct ValidateArgs {
     /// Split for top-1: test, held-out or train.
     #[arg(long, default_value = "test")]
     split: String,
+    /// Top-1 on the first N images of the split only (smoke runs); default: all.
+    #[arg(long)]
+    max_images: Option<usize>,
     /// Skip the accuracy pass (latency and cost only).
     #[arg(long)]
     no_accuracy: bool,
@@ -73,11 +76,14 @@ pub fn validate(a: ValidateArgs) -> Result<Outcome> {
     let mut accuracy = Vec::new();
     if !a.no_accuracy {
         let splits = open(&a.data.spec(0))?;
-        let set = super::train::split(&splits, &a.split)?;
+        let mut set = super::train::split(&splits, &a.split)?.clone();
+        if let Some(n) = a.max_images {
+            set = set.take(n);
+        }
         if set.shape().as_slice() != &shape[1..] {
             anyhow::bail!("'{}' takes input {:?} but --data {} gives {:?}", a.model.display(), &shape[1..], a.data.data, set.shape());
         }
-        let loader = Loader::new(Arc::new(set.clone()), LoaderConfig { workers: a.data.workers, ..LoaderConfig::eval(256) });
+        let loader = Loader::new(Arc::new(set), LoaderConfig { workers: a.data.workers, ..LoaderConfig::eval(256) });
         for r in [
             ort_top1(&bytes, &loader, 0).with_context(|| format!("'{}' through ONNX Runtime", a.model.display()))?,
             tract_top1(&bytes, &loader).with_context(|| format!("'{}' through tract", a.model.display()))?,

@@ -89,7 +89,7 @@ pub fn train_blocks(run: &RunDir, opts: &TrainOptions) -> Result<Vec<BlockOutcom
         todo.iter().map(|&b| BlockNet::new(&space.blocks[b], space.space.se, rec.seed, opts.device)).collect::<Result<_>>()?;
     let taps: Vec<String> = blocks.iter().flat_map(|b| [b.block.teacher_in.clone(), b.block.teacher_out.clone()]).collect();
     let teacher = TeacherFeatures::new(&teacher, &taps, opts.device)?;
-    let mut learner = SupernetLearner { teacher, blocks, input_chw: space.space.input };
+    let mut learner = SupernetLearner { teacher, blocks, input_chw: space.space.input, window: (Vec::new(), 0) };
     let loader = Loader::new(
         Arc::new(train_set),
         LoaderConfig {

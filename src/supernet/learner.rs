@@ -19,6 +19,9 @@ pub struct SupernetLearner {
     pub teacher: TeacherFeatures,
     pub blocks: Vec<BlockNet>,
     pub input_chw: [usize; 3],
+    /// Each block's loss summed over the steps since the last log line (detached, on the
+    /// device: read once per log line, not once per step), and the step count.
+    pub window: (Vec<T>, usize),
 }
 
 impl SupernetLearner {
@@ -69,13 +72,28 @@ impl Learner for SupernetLearner {
         let (x, _) = tensors(batch, self.input_chw, self.teacher.device())?;
         let f = self.teacher.features(&x)?;
         let mut total: Option<T> = None;
-        for b in &self.blocks {
+        if self.window.0.len() != self.blocks.len() {
+            self.window = (self.blocks.iter().map(|_| T::zeros([], (tch::Kind::Double, self.teacher.device()))).collect(), 0);
+        }
+        for (b, acc) in self.blocks.iter().zip(self.window.0.iter_mut()) {
             let l = b.loss(Self::cut(&f, &b.block.teacher_in)?, Self::cut(&f, &b.block.teacher_out)?, step)?;
+            let _ = acc.f_add_(&l.detach().to_kind(tch::Kind::Double))?;
             total = Some(match total {
                 Some(t) => t + l,
                 None => l,
             });
         }
+        self.window.1 += 1;
         total.context("no blocks to train")
+    }
+    fn take_loss_parts(&mut self) -> Result<serde_json::Value> {
+        let n = self.window.1.max(1) as f64;
+        let mut parts = serde_json::Map::new();
+        for (b, acc) in self.blocks.iter().zip(self.window.0.iter_mut()) {
+            parts.insert(b.block.name.clone(), serde_json::json!(acc.f_double_value(&[])? / n));
+            let _ = acc.f_zero_()?;
+        }
+        self.window.1 = 0;
+        Ok(serde_json::Value::Object(parts))
     }
 }

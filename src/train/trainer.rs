@@ -42,6 +42,12 @@ pub trait Learner {
     fn active(&self, _step: usize) -> Vec<bool> {
         Vec::new()
     }
+    /// Named parts of the loss averaged since the last call (e.g. each block's MSE when several
+    /// supernet blocks train together), written into the `train.jsonl` step lines as `parts`.
+    /// `Null` (the default) when the loss has no parts.
+    fn take_loss_parts(&mut self) -> Result<serde_json::Value> {
+        Ok(serde_json::Value::Null)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -252,8 +258,12 @@ pub fn fit<L: Learner>(
             summary.final_loss = lv;
             if window.3 >= cfg.log_every.max(1) || step == total {
                 let secs = window.0.elapsed().as_secs_f64();
-                let rec = serde_json::json!({"step": step, "epoch": epoch + 1, "loss": window.2 / window.3 as f64, "lr": lr,
+                let mut rec = serde_json::json!({"step": step, "epoch": epoch + 1, "loss": window.2 / window.3 as f64, "lr": lr,
                     "images_per_s": window.1 as f64 / secs, "data_wait_s": summary.data_wait_seconds});
+                let parts = learner.take_loss_parts()?;
+                if !parts.is_null() {
+                    rec["parts"] = parts;
+                }
                 writeln!(log, "{rec}")?;
                 pb.set_message(format!("loss {:.4}  lr {:.2e}  {:.0} img/s", window.2 / window.3 as f64, lr, window.1 as f64 / secs));
                 window = (Instant::now(), 0, 0.0, 0);

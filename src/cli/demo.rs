@@ -1,0 +1,553 @@
+//! `dnas demo`: the whole pipeline on the embedded default (Fashion-MNIST and the shipped
+//! teacher), through the same code paths as the stage commands — teacher import and cuts,
+//! `dnas train` (block supernets), `dnas evaluate`, `dnas select` (under the budget's MACs and
+//! params), `dnas retrain` (KD from the teacher), `dnas export`, `dnas validate` (teacher and
+//! student, the student against the budget) — then a teacher-vs-searched table.
+//!
+//! Everything lands in one run directory (`runs/demo-<preset>` by default): `search/` (the search
+//! run), `student/` (the retrain run), `student.onnx`, `teacher.validate.json`,
+//! `student.validate.json` and `demo.json` (settings, the command and seconds of every stage,
+//! the final table), which `dnas report` reads. Running the demo again resumes: finished
+//! blocks, rankings and a finished retrain of the same architecture are not redone.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use super::search::parse_count;
+use super::Outcome;
+use crate::util::write_atomic;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// Smoke run: a few dozen steps per stage (about a minute).
+    Quick,
+    /// The default: ≤ 10 minutes on 2 CPU cores.
+    Default,
+    /// The quality run: full data, 2 supernet epochs, 12 retrain epochs (over an hour on 2 cores).
+    Full,
+}
+
+/// What a preset sets. Every value is passed to the stage commands as a flag, so the printed
+/// command lines reproduce each stage by hand.
+#[derive(Clone, Debug, Serialize)]
+pub struct Settings {
+    pub held_out: usize,
+    pub search_subset: Option<usize>,
+    pub search_epochs: usize,
+    pub search_batch: usize,
+    pub probe_batches: usize,
+    pub eval_batches: usize,
+    pub eval_batch: usize,
+    pub recal_batch: usize,
+    pub retrain_subset: Option<usize>,
+    pub retrain_epochs: usize,
+    pub retrain_batch: usize,
+    /// Top-1 on the first N test images only (`None` = all 10,000).
+    pub validate_images: Option<usize>,
+    pub latency_warmup: usize,
+    pub latency_runs: usize,
+    /// Budget file, relative to the models folder.
+    pub budget: &'static str,
+}
+
+impl Preset {
+    pub fn settings(self) -> Settings {
+        match self {
+            Preset::Quick => Settings {
+                held_out: 512,
+                search_subset: Some(1024),
+                search_epochs: 1,
+                search_batch: 64,
+                probe_batches: 1,
+                eval_batches: 1,
+                eval_batch: 64,
+                recal_batch: 64,
+                retrain_subset: Some(2048),
+                retrain_epochs: 1,
+                retrain_batch: 64,
+                validate_images: Some(512),
+                latency_warmup: 3,
+                latency_runs: 20,
+                budget: "demo/quick.budget.json",
+            },
+            Preset::Default => Settings {
+                held_out: 5000,
+                search_subset: Some(8000),
+                search_epochs: 1,
+                search_batch: 64,
+                probe_batches: 2,
+                eval_batches: 4,
+                eval_batch: 256,
+                recal_batch: 256,
+                retrain_subset: Some(20000),
+                retrain_epochs: 2,
+                retrain_batch: 128,
+                validate_images: None,
+                latency_warmup: 10,
+                latency_runs: 50,
+                budget: "demo/default.budget.json",
+            },
+            Preset::Full => Settings {
+                held_out: 5000,
+                search_subset: None,
+                search_epochs: 2,
+                search_batch: 64,
+                probe_batches: 2,
+                eval_batches: 8,
+                eval_batch: 256,
+                recal_batch: 256,
+                retrain_subset: None,
+                retrain_epochs: 12,
+                retrain_batch: 128,
+                validate_images: None,
+                latency_warmup: 10,
+                latency_runs: 50,
+                budget: "budgets/fmnist_searched.json",
+            },
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Preset::Quick => "quick",
+            Preset::Default => "default",
+            Preset::Full => "full",
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// quick (smoke), default (≤ 10 min on 2 cores) or full (the quality run).
+    #[arg(long, value_enum, default_value_t = Preset::Default)]
+    preset: Preset,
+    /// Same as --preset quick.
+    #[arg(long, conflicts_with = "preset")]
+    quick: bool,
+    /// Run directory (default runs/demo-<preset>); an existing one is resumed.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// cpu, cuda or cuda:N (training, evaluation, retraining; ONNX Runtime adds an ort-cuda row).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// libtorch threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Data: fmnist (the embedded default), idx:DIR, cifar10:DIR, cifar100:DIR (with a matching
+    /// --teacher, --space and --budget); ImageFolder data goes through the stage commands.
+    #[arg(long, default_value = "fmnist")]
+    data: String,
+    /// Teacher ONNX (default models/fmnist_teacher.onnx).
+    #[arg(long)]
+    teacher: Option<PathBuf>,
+    /// Search space (default models/spaces/fmnist_small.json).
+    #[arg(long)]
+    space: Option<PathBuf>,
+    /// Budget the searched model is validated against (default: the preset's, in models/).
+    /// Its max_macs and max_params are also the selection constraints.
+    #[arg(long)]
+    budget: Option<PathBuf>,
+    /// Override the selection's MAC limit (default: the budget's max_macs, else half the teacher's).
+    #[arg(long, value_parser = parse_count)]
+    max_macs: Option<u64>,
+    /// Seed of data order, weights and path sampling.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long)]
+    json: bool,
+}
+
+/// The folder of shipped models: `$DNAS_ROOT/models`, `./models`, or the source tree's.
+pub fn models_dir() -> PathBuf {
+    let candidates = [
+        std::env::var_os("DNAS_ROOT").map(|r| PathBuf::from(r).join("models")),
+        Some(PathBuf::from("models")),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("models")),
+    ];
+    candidates.into_iter().flatten().find(|p| p.join("fmnist_teacher.onnx").exists()).unwrap_or_else(|| PathBuf::from("models"))
+}
+
+/// One stage as run: what the report and `demo.json` show.
+#[derive(Clone, Debug, Serialize)]
+pub struct StageRecord {
+    pub name: String,
+    /// The equivalent command line (empty for in-process steps).
+    pub command: String,
+    pub seconds: f64,
+    /// Resumed from an earlier run of the demo.
+    pub skipped: bool,
+}
+
+struct Stages {
+    records: Vec<StageRecord>,
+    total: usize,
+    quiet: bool,
+}
+
+impl Stages {
+    fn header(&self, name: &str, command: &str) {
+        if !self.quiet {
+            eprintln!(
+                "\n[{}/{}] {name}{}",
+                self.records.len() + 1,
+                self.total,
+                if command.is_empty() { String::new() } else { format!(": {command}") }
+            );
+        }
+    }
+    /// Runs a stage command through the CLI (the very code path a user's command takes).
+    fn run(&mut self, name: &str, args: Vec<OsString>) -> Result<Outcome> {
+        let command = shown(&args);
+        self.header(name, &command);
+        let t0 = Instant::now();
+        let mut full: Vec<OsString> = vec!["dnas".into()];
+        full.extend(args);
+        let out = super::run(full).with_context(|| format!("demo stage '{name}' ({command})"))?;
+        self.records.push(StageRecord { name: name.into(), command, seconds: t0.elapsed().as_secs_f64(), skipped: false });
+        Ok(out)
+    }
+    fn skip(&mut self, name: &str, why: &str) {
+        self.header(name, "");
+        if !self.quiet {
+            eprintln!("  {why}");
+        }
+        self.records.push(StageRecord { name: name.into(), command: String::new(), seconds: 0.0, skipped: true });
+    }
+}
+
+fn shown(args: &[OsString]) -> String {
+    let mut s = String::from("dnas");
+    for a in args {
+        let a = a.to_string_lossy();
+        s.push(' ');
+        if a.contains(' ') {
+            s.push_str(&format!("'{a}'"));
+        } else {
+            s.push_str(&a);
+        }
+    }
+    s
+}
+
+/// Builds an argument vector from `&str`, `String`, `PathBuf` and numbers.
+macro_rules! args {
+    ($($a:expr),* $(,)?) => { vec![$(OsString::from(format!("{}", $a))),*] };
+}
+
+fn p(path: &Path) -> String {
+    path.display().to_string()
+}
+
+pub fn demo(a: DemoArgs) -> Result<Outcome> {
+    let t0 = Instant::now();
+    let preset = if a.quick { Preset::Quick } else { a.preset };
+    let s = preset.settings();
+    let models = models_dir();
+    let teacher = a.teacher.clone().unwrap_or_else(|| models.join("fmnist_teacher.onnx"));
+    let space = a.space.clone().unwrap_or_else(|| models.join("spaces/fmnist_small.json"));
+    let budget_path = a.budget.clone().unwrap_or_else(|| models.join(s.budget));
+    for (what, f) in [("teacher", &teacher), ("search space", &space), ("budget", &budget_path)] {
+        if !f.exists() {
+            bail!(
+                "the {what} '{}' does not exist (run from the repository root, set DNAS_ROOT, or pass --{})",
+                f.display(),
+                what.split(' ').next_back().unwrap_or(what)
+            );
+        }
+    }
+    let budget = crate::validate::budget::Budget::load(&budget_path)?;
+    let dir = a.output.clone().unwrap_or_else(|| PathBuf::from(format!("runs/demo-{}", preset.name())));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create '{}'", dir.display()))?;
+    let search = dir.join("search");
+    let student = dir.join("student");
+    let arch = search.join("arch.json");
+    let onnx = dir.join("student.onnx");
+    let device = a.device.clone();
+    let threads = a.threads.to_string();
+    let mut st = Stages { records: Vec::new(), total: 8, quiet: a.json };
+
+    // 1. Import the teacher and cut it (in process: what `dnas teacher inspect` prints).
+    st.header("teacher import and cuts", "");
+    let t = Instant::now();
+    let g = crate::onnx::read_file(&teacher)?;
+    let ins = crate::teacher::inspect::inspect(&g, None, None).with_context(|| format!("teacher '{}'", teacher.display()))?;
+    if !a.json {
+        eprintln!("  {}: {} params, {} MACs, opset {}", teacher.display(), ins.params, ins.macs, ins.opset);
+        for c in &ins.cuts {
+            eprintln!("  cut {:<28} C={:<4} stride {}", c.tensor, c.channels, c.stride);
+        }
+    }
+    st.records.push(StageRecord {
+        name: "teacher import and cuts".into(),
+        command: format!("dnas teacher inspect {}", p(&teacher)),
+        seconds: t.elapsed().as_secs_f64(),
+        skipped: false,
+    });
+    let max_macs = a.max_macs.or(budget.max_macs).unwrap_or(ins.macs / 2);
+
+    // 2. Supernets. Settings are always passed: `dnas train` refuses a run made with others.
+    let mut train = args![
+        "train",
+        "--run",
+        p(&search),
+        "--data",
+        a.data,
+        "--held-out",
+        s.held_out,
+        "--epochs",
+        s.search_epochs,
+        "--batch",
+        s.search_batch,
+        "--probe-batches",
+        s.probe_batches,
+        "--seed",
+        a.seed,
+        "--device",
+        device,
+        "--threads",
+        threads
+    ];
+    if let Some(n) = s.search_subset {
+        train.extend(args!["--train-subset", n]);
+    }
+    if !search.join("run.json").exists() {
+        train.extend(args!["--teacher", p(&teacher), "--space", p(&space)]);
+    }
+    st.run("supernet training (one teacher forward per batch, every block)", train)?;
+
+    // 3. Rankings.
+    let blocks = crate::search::run::RunDir::open(&search)?;
+    let n_blocks = blocks.space()?.blocks.len();
+    if (0..n_blocks).all(|i| blocks.eval_path(i).exists()) && st_newer(&blocks, n_blocks) {
+        st.skip("candidate evaluation", "every block is already ranked (eval/block-*.json)");
+    } else {
+        st.run(
+            "candidate evaluation",
+            args![
+                "evaluate",
+                "--run",
+                p(&search),
+                "--batches",
+                s.eval_batches,
+                "--batch",
+                s.eval_batch,
+                "--recal-batch",
+                s.recal_batch,
+                "--device",
+                device,
+                "--threads",
+                threads
+            ],
+        )?;
+    }
+
+    // 4. Exact selection under the budget's cost limits.
+    let mut select = args!["select", "--run", p(&search), "--max-macs", max_macs, "-o", p(&arch)];
+    if let Some(mp) = budget.max_params {
+        select.extend(args!["--max-params", mp]);
+    }
+    st.run("architecture selection", select)?;
+
+    // 5. Retrain the child with KD (skipped when this very architecture finished already).
+    let arch_json: serde_json::Value = read_json(&arch)?;
+    let finished =
+        read_json(&student.join("run.json")).ok().is_some_and(|r| r["arch"] == arch_json) && student.join("result.json").exists();
+    if finished {
+        st.skip("retraining with KD", "the student of this architecture is already trained (student/result.json)");
+    } else {
+        let mut retrain = args![
+            "retrain",
+            "--arch",
+            p(&arch),
+            "-o",
+            p(&student),
+            "--kd-teacher",
+            p(&teacher),
+            "--data",
+            a.data,
+            "--held-out",
+            s.held_out,
+            "--epochs",
+            s.retrain_epochs,
+            "--batch",
+            s.retrain_batch,
+            "--seed",
+            a.seed,
+            "--device",
+            device,
+            "--threads",
+            threads,
+            "--no-validate"
+        ];
+        if let Some(n) = s.retrain_subset {
+            retrain.extend(args!["--train-subset", n]);
+        }
+        let same_arch = read_json(&student.join("run.json")).ok().is_some_and(|r| r["arch"] == arch_json);
+        if same_arch && student.join("ckpt").exists() {
+            retrain.push("--resume".into());
+        } else if student.exists() {
+            // Another architecture's student: keep it beside, never overwrite silently.
+            let old = dir.join(format!("student.old-{}", std::process::id()));
+            std::fs::rename(&student, &old).with_context(|| format!("cannot move the previous student to '{}'", old.display()))?;
+            if !a.json {
+                eprintln!("  the previous student (another architecture) moved to {}", old.display());
+            }
+        }
+        st.run("retraining with KD", retrain)?;
+    }
+
+    // 6. Deployable ONNX.
+    st.run("export", args!["export", "--arch", p(&arch), "--weights", p(&student.join("final.safetensors")), "-o", p(&onnx)])?;
+
+    // 7–8. Validation: the teacher for the table, the student against the budget.
+    let mut targets = vec!["ort-cpu-1t", "ort-cpu-4t", "tract"];
+    if device.starts_with("cuda") {
+        targets.push("ort-cuda");
+    }
+    let validate = |model: &Path, report: &Path| {
+        let mut v = args![
+            "validate",
+            p(model),
+            "--data",
+            a.data,
+            "--targets",
+            targets.join(","),
+            "--warmup",
+            s.latency_warmup,
+            "--runs",
+            s.latency_runs,
+            "--report",
+            p(report)
+        ];
+        if let Some(n) = s.validate_images {
+            v.extend(args!["--max-images", n]);
+        }
+        v
+    };
+    let teacher_report = dir.join("teacher.validate.json");
+    let student_report = dir.join("student.validate.json");
+    st.run("teacher validation", validate(&teacher, &teacher_report))?;
+    let mut v = validate(&onnx, &student_report);
+    v.extend(args!["--budget", p(&budget_path)]);
+    let outcome = st.run("student validation against the budget", v)?;
+
+    let table = Table::from_reports(&read_json(&teacher_report)?, &read_json(&student_report)?)?;
+    let wall = t0.elapsed().as_secs_f64();
+    let record = serde_json::json!({
+        "format": "dnas.demo", "version": 1, "preset": preset, "settings": s, "device": device, "seed": a.seed, "data": a.data,
+        "teacher": teacher, "space": space, "budget": budget_path, "max_macs": max_macs, "max_params": budget.max_params,
+        "search": search, "student": student, "model": onnx, "arch": arch,
+        "teacher_report": teacher_report, "student_report": student_report,
+        "stages": st.records, "table": table, "pass": matches!(outcome, Outcome::Ok), "wall_seconds": wall,
+    });
+    write_atomic(&dir.join("demo.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&record)?);
+    } else {
+        println!("\n== dnas demo --preset {}: {} ==", preset.name(), dir.display());
+        table.print();
+        println!("\nstages:");
+        for r in &st.records {
+            println!("  {:<62} {:>7.0} s{}", r.name, r.seconds, if r.skipped { "  (resumed)" } else { "" });
+        }
+        println!("  {:<62} {:>7.0} s", "total", wall);
+        println!(
+            "\nbudget {}: {}",
+            budget_path.display(),
+            if matches!(outcome, Outcome::Ok) { "PASS" } else { "FAIL (see the violations above)" }
+        );
+        println!("report: dnas report --run {}", dir.display());
+    }
+    Ok(outcome)
+}
+
+/// True when every block's ranking is at least as new as its trained weights.
+fn st_newer(run: &crate::search::run::RunDir, n: usize) -> bool {
+    let mtime = |p: PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    (0..n).all(|i| match (mtime(run.eval_path(i)), mtime(run.weights_path(i))) {
+        (Some(e), Some(w)) => e >= w,
+        _ => false,
+    })
+}
+
+pub fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read '{}'", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("'{}' is not valid JSON", path.display()))
+}
+
+/// Teacher vs searched, from the two validation reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct Table {
+    pub rows: Vec<TableRow>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TableRow {
+    pub metric: String,
+    pub teacher: Option<f64>,
+    pub student: Option<f64>,
+    /// How the values print: "percent", "count" or "ms".
+    pub unit: String,
+}
+
+impl Table {
+    pub fn from_reports(teacher: &serde_json::Value, student: &serde_json::Value) -> Result<Table> {
+        let mut rows = Vec::new();
+        let top1 = |r: &serde_json::Value, rt: &str| {
+            r["accuracy"].as_array().and_then(|a| a.iter().find(|x| x["runtime"] == rt)).and_then(|x| x["top1"].as_f64())
+        };
+        for rt in ["onnxruntime", "tract"] {
+            rows.push(TableRow {
+                metric: format!("top-1 ({rt})"),
+                teacher: top1(teacher, rt),
+                student: top1(student, rt),
+                unit: "percent".into(),
+            });
+        }
+        for k in ["params", "macs"] {
+            rows.push(TableRow {
+                metric: if k == "macs" { "MACs".into() } else { k.into() },
+                teacher: teacher[k].as_f64(),
+                student: student[k].as_f64(),
+                unit: "count".into(),
+            });
+        }
+        let p50 = |r: &serde_json::Value, t: &str| {
+            r["latency"].as_array().and_then(|a| a.iter().find(|x| x["target"] == t)).and_then(|x| x["p50_ms"].as_f64())
+        };
+        let targets: Vec<String> = student["latency"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x["target"].as_str().map(String::from)).collect())
+            .unwrap_or_default();
+        for t in targets {
+            rows.push(TableRow { metric: format!("{t} p50 ms"), teacher: p50(teacher, &t), student: p50(student, &t), unit: "ms".into() });
+        }
+        if rows.iter().all(|r| r.student.is_none()) {
+            bail!("the student's validation report has no figures");
+        }
+        Ok(Table { rows })
+    }
+
+    pub fn print(&self) {
+        println!("{:<22} {:>14} {:>14} {:>10}", "", "teacher", "searched", "ratio");
+        for r in &self.rows {
+            let f = |v: Option<f64>| match v {
+                None => "-".to_string(),
+                Some(v) if r.unit == "percent" => format!("{:.2}%", 100.0 * v),
+                Some(v) if r.unit == "ms" => format!("{v:.3}"),
+                Some(v) => format!("{v:.0}"),
+            };
+            let ratio = match (r.teacher, r.student) {
+                (Some(t), Some(s)) if r.unit == "percent" => format!("{:+.2} pt", 100.0 * (s - t)),
+                (Some(t), Some(s)) if t > 0.0 => format!("{:.3}×", s / t),
+                _ => "-".into(),
+            };
+            println!("{:<22} {:>14} {:>14} {:>10}", r.metric, f(r.teacher), f(r.student), ratio);
+        }
+    }
+}
