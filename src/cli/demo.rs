@@ -158,8 +158,6 @@ pub struct DemoArgs {
     /// Seed of data order, weights and path sampling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    #[arg(long)]
-    json: bool,
 }
 
 /// The folder of shipped models: `$DNAS_ROOT/models`, `./models`, or the source tree's.
@@ -186,19 +184,12 @@ pub struct StageRecord {
 struct Stages {
     records: Vec<StageRecord>,
     total: usize,
-    quiet: bool,
 }
 
 impl Stages {
     fn header(&self, name: &str, command: &str) {
-        if !self.quiet {
-            eprintln!(
-                "\n[{}/{}] {name}{}",
-                self.records.len() + 1,
-                self.total,
-                if command.is_empty() { String::new() } else { format!(": {command}") }
-            );
-        }
+        let shown = if command.is_empty() { String::new() } else { format!(": {command}") };
+        eprintln!("\n[{}/{}] {name}{shown}", self.records.len() + 1, self.total);
     }
     /// Runs a stage command through the CLI (the very code path a user's command takes).
     fn run(&mut self, name: &str, args: Vec<OsString>) -> Result<Outcome> {
@@ -213,9 +204,7 @@ impl Stages {
     }
     fn skip(&mut self, name: &str, why: &str) {
         self.header(name, "");
-        if !self.quiet {
-            eprintln!("  {why}");
-        }
+        eprintln!("  {why}");
         self.records.push(StageRecord { name: name.into(), command: String::new(), seconds: 0.0, skipped: true });
     }
 }
@@ -269,18 +258,16 @@ pub fn demo(a: DemoArgs) -> Result<Outcome> {
     let onnx = dir.join("student.onnx");
     let device = a.device.clone();
     let threads = a.threads.to_string();
-    let mut st = Stages { records: Vec::new(), total: 8, quiet: a.json };
+    let mut st = Stages { records: Vec::new(), total: 8 };
 
     // 1. Import the teacher and cut it (in process: what `dnas teacher inspect` prints).
     st.header("teacher import and cuts", "");
     let t = Instant::now();
     let g = crate::onnx::read_file(&teacher)?;
     let ins = crate::teacher::inspect::inspect(&g, None, None).with_context(|| format!("teacher '{}'", teacher.display()))?;
-    if !a.json {
-        eprintln!("  {}: {} params, {} MACs, opset {}", teacher.display(), ins.params, ins.macs, ins.opset);
-        for c in &ins.cuts {
-            eprintln!("  cut {:<28} C={:<4} stride {}", c.tensor, c.channels, c.stride);
-        }
+    eprintln!("  {}: {} params, {} MACs, opset {}", teacher.display(), ins.params, ins.macs, ins.opset);
+    for c in &ins.cuts {
+        eprintln!("  cut {:<28} C={:<4} stride {}", c.tensor, c.channels, c.stride);
     }
     st.records.push(StageRecord {
         name: "teacher import and cuts".into(),
@@ -323,7 +310,7 @@ pub fn demo(a: DemoArgs) -> Result<Outcome> {
     // 3. Rankings.
     let blocks = crate::search::run::RunDir::open(&search)?;
     let n_blocks = blocks.space()?.blocks.len();
-    if (0..n_blocks).all(|i| blocks.eval_path(i).exists()) && st_newer(&blocks, n_blocks) {
+    if (0..n_blocks).all(|i| blocks.eval_path(i).exists()) && rankings_current(&blocks, n_blocks) {
         st.skip("candidate evaluation", "every block is already ranked (eval/block-*.json)");
     } else {
         st.run(
@@ -394,7 +381,7 @@ pub fn demo(a: DemoArgs) -> Result<Outcome> {
             // Another architecture's student: keep it beside, never overwrite silently.
             let old = dir.join(format!("student.old-{}", std::process::id()));
             std::fs::rename(&student, &old).with_context(|| format!("cannot move the previous student to '{}'", old.display()))?;
-            if !a.json {
+            {
                 eprintln!("  the previous student (another architecture) moved to {}", old.display());
             }
         }
@@ -446,28 +433,25 @@ pub fn demo(a: DemoArgs) -> Result<Outcome> {
         "stages": st.records, "table": table, "pass": matches!(outcome, Outcome::Ok), "wall_seconds": wall,
     });
     write_atomic(&dir.join("demo.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&record)?);
-    } else {
-        println!("\n== dnas demo --preset {}: {} ==", preset.name(), dir.display());
-        table.print();
-        println!("\nstages:");
-        for r in &st.records {
-            println!("  {:<62} {:>7.0} s{}", r.name, r.seconds, if r.skipped { "  (resumed)" } else { "" });
-        }
-        println!("  {:<62} {:>7.0} s", "total", wall);
-        println!(
-            "\nbudget {}: {}",
-            budget_path.display(),
-            if matches!(outcome, Outcome::Ok) { "PASS" } else { "FAIL (see the violations above)" }
-        );
-        println!("report: dnas report --run {}", dir.display());
+    // The machine-readable record is demo.json (the stages print their own tables on stdout).
+    println!("\n== dnas demo --preset {}: {} ==", preset.name(), dir.display());
+    table.print();
+    println!("\nstages:");
+    for r in &st.records {
+        println!("  {:<62} {:>7.0} s{}", r.name, r.seconds, if r.skipped { "  (resumed)" } else { "" });
     }
+    println!("  {:<62} {:>7.0} s", "total", wall);
+    println!(
+        "\nbudget {}: {}",
+        budget_path.display(),
+        if matches!(outcome, Outcome::Ok) { "PASS" } else { "FAIL (see the violations above)" }
+    );
+    println!("record: {}\nreport: dnas report --run {}", dir.join("demo.json").display(), dir.display());
     Ok(outcome)
 }
 
 /// True when every block's ranking is at least as new as its trained weights.
-fn st_newer(run: &crate::search::run::RunDir, n: usize) -> bool {
+fn rankings_current(run: &crate::search::run::RunDir, n: usize) -> bool {
     let mtime = |p: PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     (0..n).all(|i| match (mtime(run.eval_path(i)), mtime(run.weights_path(i))) {
         (Some(e), Some(w)) => e >= w,

@@ -2,6 +2,7 @@
 //! a cost-vs-loss scatter with the chosen candidate marked and the Pareto front drawn.
 
 use anyhow::{anyhow, bail, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 /// One series of a line chart.
@@ -37,12 +38,18 @@ fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing a chart: {e:?}")
 }
 
-/// A line chart of `series` (x, y) as an SVG document.
-pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> Result<String> {
-    let all = || series.iter().flat_map(|s| s.points.iter());
-    let (Some(xr), Some(yr)) = (range(all().map(|p| p.0)), range(all().map(|p| p.1))) else {
-        bail!("chart '{title}' has no finite data points");
-    };
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The frame every chart shares (white page, caption, axes with their labels, legend) around
+/// what `draw` puts on it, as an SVG document.
+fn render(
+    title: &str,
+    labels: (&str, &str),
+    xr: (f64, f64),
+    yr: (f64, f64),
+    x_fmt: &dyn Fn(&f64) -> String,
+    draw: impl FnOnce(&mut Chart) -> Result<()>,
+) -> Result<String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
@@ -54,17 +61,29 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) 
             .y_label_area_size(56)
             .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
             .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
-            .x_label_formatter(&|v| if xr.1 - xr.0 >= 10.0 { format!("{v:.0}") } else { format!("{v:.2}") })
-            .light_line_style(WHITE)
-            .draw()
-            .map_err(err)?;
+        chart.configure_mesh().x_desc(labels.0).y_desc(labels.1).x_label_formatter(x_fmt).light_line_style(WHITE).draw().map_err(err)?;
+        draw(&mut chart)?;
+        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
+}
+
+fn finite(p: &&(f64, f64)) -> bool {
+    p.0.is_finite() && p.1.is_finite()
+}
+
+/// A line chart of `series` (x, y) as an SVG document.
+pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> Result<String> {
+    let all = || series.iter().flat_map(|s| s.points.iter());
+    let (Some(xr), Some(yr)) = (range(all().map(|p| p.0)), range(all().map(|p| p.1))) else {
+        bail!("chart '{title}' has no finite data points");
+    };
+    let x_fmt = |v: &f64| if xr.1 - xr.0 >= 10.0 { format!("{v:.0}") } else { format!("{v:.2}") };
+    render(title, (x_label, y_label), xr, yr, &x_fmt, |chart| {
         for (k, s) in series.iter().enumerate() {
             let color = PALETTE[k % PALETTE.len()];
-            let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
+            let pts: Vec<(f64, f64)> = s.points.iter().filter(finite).copied().collect();
             // A single point makes no line: draw it as a dot.
             if s.dots_only || pts.len() == 1 {
                 chart
@@ -80,10 +99,8 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) 
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
             }
         }
-        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(err)?;
-        root.present().map_err(err)?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }
 
 /// A scatter of candidates (cost, loss) with the Pareto front (lowest loss at each cost or
@@ -93,7 +110,7 @@ pub fn scatter_chart(title: &str, x_label: &str, y_label: &str, points: &[(f64, 
     let (Some(xr), Some(yr)) = (range(all().map(|p| p.0)), range(all().map(|p| p.1))) else {
         bail!("chart '{title}' has no finite data points");
     };
-    let mut front: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
+    let mut front: Vec<(f64, f64)> = points.iter().filter(finite).copied().collect();
     front.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
     let mut best = f64::INFINITY;
     front.retain(|p| {
@@ -101,28 +118,10 @@ pub fn scatter_chart(title: &str, x_label: &str, y_label: &str, points: &[(f64, 
         best = best.min(p.1);
         keep
     });
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
-            .x_label_formatter(&|v| format!("{:.2}M", v / 1e6))
-            .light_line_style(WHITE)
-            .draw()
-            .map_err(err)?;
+    render(title, (x_label, y_label), xr, yr, &|v| format!("{:.2}M", v / 1e6), |chart| {
         let dot = PALETTE[0].mix(0.55);
         chart
-            .draw_series(points.iter().filter(|p| p.0.is_finite() && p.1.is_finite()).map(|&p| Circle::new(p, 3, dot.filled())))
+            .draw_series(points.iter().filter(finite).map(|&p| Circle::new(p, 3, dot.filled())))
             .map_err(err)?
             .label(format!("candidates ({})", points.len()))
             .legend(move |(x, y)| Circle::new((x + 10, y), 3, dot.filled()));
@@ -138,10 +137,8 @@ pub fn scatter_chart(title: &str, x_label: &str, y_label: &str, points: &[(f64, 
                 .label("selected")
                 .legend(|(x, y)| Circle::new((x + 10, y), 6, CHOSEN.filled()));
         }
-        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(err)?;
-        root.present().map_err(err)?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }
 
 #[cfg(test)]
