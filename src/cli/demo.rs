@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use super::search::parse_count;
 use super::Outcome;
-use crate::util::write_atomic;
+use crate::util::{read_json, write_atomic};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -342,9 +342,8 @@ pub fn demo(a: DemoArgs) -> Result<Outcome> {
 
     // 5. Retrain the child with KD (skipped when this very architecture finished already).
     let arch_json: serde_json::Value = read_json(&arch)?;
-    let finished =
-        read_json(&student.join("run.json")).ok().is_some_and(|r| r["arch"] == arch_json) && student.join("result.json").exists();
-    if finished {
+    let same_arch = read_json(&student.join("run.json")).ok().is_some_and(|r| r["arch"] == arch_json);
+    if same_arch && student.join("result.json").exists() {
         st.skip("retraining with KD", "the student of this architecture is already trained (student/result.json)");
     } else {
         let mut retrain = args![
@@ -374,16 +373,13 @@ pub fn demo(a: DemoArgs) -> Result<Outcome> {
         if let Some(n) = s.retrain_subset {
             retrain.extend(args!["--train-subset", n]);
         }
-        let same_arch = read_json(&student.join("run.json")).ok().is_some_and(|r| r["arch"] == arch_json);
         if same_arch && student.join("ckpt").exists() {
             retrain.push("--resume".into());
         } else if student.exists() {
             // Another architecture's student: keep it beside, never overwrite silently.
             let old = dir.join(format!("student.old-{}", std::process::id()));
             std::fs::rename(&student, &old).with_context(|| format!("cannot move the previous student to '{}'", old.display()))?;
-            {
-                eprintln!("  the previous student (another architecture) moved to {}", old.display());
-            }
+            eprintln!("  the previous student (another architecture) moved to {}", old.display());
         }
         st.run("retraining with KD", retrain)?;
     }
@@ -457,11 +453,6 @@ fn rankings_current(run: &crate::search::run::RunDir, n: usize) -> bool {
         (Some(e), Some(w)) => e >= w,
         _ => false,
     })
-}
-
-pub fn read_json(path: &Path) -> Result<serde_json::Value> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read '{}'", path.display()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("'{}' is not valid JSON", path.display()))
 }
 
 /// Teacher vs searched, from the two validation reports.

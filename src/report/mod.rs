@@ -13,17 +13,13 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::search::run::RunDir;
+use crate::util::read_json;
 use plots::{line_chart, scatter_chart, Series};
 
 /// A rendered report: the page and its charts (file stem, SVG).
 pub struct Report {
     pub html: String,
     pub charts: Vec<(String, String)>,
-}
-
-fn read_json(path: &Path) -> Result<Value> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read '{}'", path.display()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("'{}' is not valid JSON", path.display()))
 }
 
 /// JSON lines of a `train.jsonl`; a torn last line (a run killed mid-write) is ignored.
