@@ -2,13 +2,18 @@
 """PyTorch eager reference for the supernet step benchmark (examples/bench_supernet.rs).
 
 Reads the spec the Rust side wrote (layer shapes, ops, the sampled path of every step, batch,
-threads) and times the same block training step in plain PyTorch: for each cell the sampled
+threads) and runs the same block training step in plain PyTorch: for each cell the sampled
 path's MBConv layers (expand 1x1 + BN + swish, depthwise kxk + BN + swish, squeeze-excite,
 project 1x1 + BN, residual when shapes allow) -> MSE to the target, summed over cells ->
 backward -> AdamW (weight decay on conv weights only), gradients set to None between steps.
 Arguments: SPEC contiguous|channels_last cpu|cuda fp32|amp (amp: float16 autocast of forward and
-loss, no loss scaling, as the Rust side). Prints one JSON line: ms per step (best of the chunks),
-peak RSS and on CUDA the max allocated memory and nvidia-smi's figure for this process.
+loss, no loss scaling, as the Rust side).
+
+It is driven over stdin/stdout so that the Rust side can interleave it with its own steps (all
+contestants timed in the same rounds, which is what makes the ratio robust on a shared machine):
+after the warm-up steps it prints `{"ready": true}`; each line `run FIRST END` runs steps
+FIRST..END and answers `{"ms_per_step": …}`; `quit` answers with peak RSS and, on CUDA, the max
+allocated memory and nvidia-smi's figure for this process, then exits.
 """
 import json
 import os
@@ -104,17 +109,19 @@ def main():
     for s in range(warm):
         step(spec["paths"][s])
     sync()
-    chunks = spec["chunks"]
-    chunk = (len(spec["paths"]) - warm) // chunks
-    ms = float("inf")
-    for c in range(chunks):
+    print(json.dumps({"ready": True, "torch": torch.__version__}), flush=True)
+    for line in sys.stdin:
+        cmd = line.split()
+        if not cmd or cmd[0] == "quit":
+            break
+        first, end = int(cmd[1]), int(cmd[2])
         t = time.perf_counter()
-        for s in range(warm + c * chunk, warm + (c + 1) * chunk):
+        for s in range(first, end):
             step(spec["paths"][s])
         sync()
-        ms = min(ms, (time.perf_counter() - t) * 1000 / chunk)
+        print(json.dumps({"ms_per_step": (time.perf_counter() - t) * 1000 / max(1, end - first)}), flush=True)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out = {"ms_per_step": ms, "peak_rss_mib": rss, "channels_last": channels_last, "torch": torch.__version__}
+    out = {"peak_rss_mib": rss, "channels_last": channels_last, "torch": torch.__version__}
     if device == "cuda":
         out["cuda_max_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
         try:
@@ -126,7 +133,7 @@ def main():
                     out["gpu_used_mib"] = float(mib)
         except (OSError, ValueError):
             pass
-    print(json.dumps(out))
+    print(json.dumps(out), flush=True)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ use tch::{Device, Kind};
 
 pub use convert::{from_tch, parse_device, to_tch};
 
-use crate::ir::{infer_with, Facts, Graph, Node, Tensor};
+use crate::ir::{infer_with, Facts, Graph, Node, Op, Tensor};
 
 /// Shape inference for `g` with small constant subgraphs folded through the executor.
 pub fn infer(g: &Graph, input_shapes: &HashMap<String, Vec<usize>>) -> Result<Facts> {
@@ -61,7 +61,7 @@ impl Executor {
             let v = to_tch(t, device).with_context(|| format!("initializer '{name}'"))?;
             consts.insert(name.clone(), channels_last(&v)?);
         }
-        let plan = Plan::new(&graph);
+        let plan = Plan::for_inference(&graph);
         Ok(Executor { graph, device, consts, plan })
     }
 
@@ -113,16 +113,28 @@ impl Executor {
 /// Evaluates one node given its inputs (the executor's `ops::eval`, or a training-mode variant).
 pub type NodeEval<'a> = dyn FnMut(&Node, &[Option<tch::Tensor>]) -> Result<Vec<tch::Tensor>> + 'a;
 
-/// How [`interpret`] walks a graph: use counts (to free values after their last use) and the
-/// swish pairs it fuses. `Sigmoid(x) → Mul(x, ·)`, the sigmoid used only there, is how every
-/// exporter writes swish/SiLU; it runs as one `silu` kernel (one pass over the tensor forward
-/// and backward instead of three), while the IR and the exported ONNX keep the two ops.
+/// How [`interpret`] walks a graph: use counts (to free values after their last use), the
+/// swish pairs it fuses and, for inference, the nodes that may overwrite an input.
+///
+/// `Sigmoid(x) → Mul(x, ·)`, the sigmoid used only there, is how every exporter writes
+/// swish/SiLU; it runs as one `silu` kernel (one pass over the tensor forward and backward
+/// instead of three), while the IR and the exported ONNX keep the two ops.
+///
+/// In-place (frozen inference only, never under autograd): an activation or elementwise node
+/// whose input is an intermediate used by nobody else writes its result into that input's
+/// memory (`relu_`, `clamp_`, `add_`, …) instead of allocating a new tensor — one pass over
+/// memory instead of a read, an allocation and a write. Safe only when no other live value
+/// shares that storage, so the input must come from an op that always allocates its output
+/// (convolution, pooling, arithmetic; not a view such as Reshape or Identity), it must be its
+/// only use (the graph's outputs count as uses), and at run time it must not be a tap.
 pub struct Plan {
     uses: HashMap<String, usize>,
     /// Mul node index → (its sigmoid's node index, position of `x` among the Mul's inputs).
     swish_mul: HashMap<usize, (usize, usize)>,
     /// Sigmoid node index → its Mul's node index.
     swish_sigmoid: HashMap<usize, usize>,
+    /// Node index → position of the input it may overwrite (empty unless for inference).
+    inplace: HashMap<usize, usize>,
 }
 
 impl Plan {
@@ -132,21 +144,74 @@ impl Plan {
             graph.nodes.iter().enumerate().flat_map(|(k, n)| n.outputs.iter().map(move |o| (o.as_str(), k))).collect();
         let (mut swish_mul, mut swish_sigmoid) = (HashMap::new(), HashMap::new());
         for (m, node) in graph.nodes.iter().enumerate() {
-            if !matches!(node.op, crate::ir::Op::Mul) || node.inputs.len() != 2 {
+            if !matches!(node.op, Op::Mul) || node.inputs.len() != 2 {
                 continue;
             }
             for pos in 0..2 {
                 let (x, s) = (&node.inputs[pos], &node.inputs[1 - pos]);
                 let Some(&k) = producer.get(s.as_str()) else { continue };
                 let sig = &graph.nodes[k];
-                if matches!(sig.op, crate::ir::Op::Sigmoid) && sig.inputs.first() == Some(x) && uses.get(s.as_str()) == Some(&1) {
+                if matches!(sig.op, Op::Sigmoid) && sig.inputs.first() == Some(x) && uses.get(s.as_str()) == Some(&1) {
                     swish_mul.insert(m, (k, pos));
                     swish_sigmoid.insert(k, m);
                     break;
                 }
             }
         }
-        Plan { uses, swish_mul, swish_sigmoid }
+        Plan { uses, swish_mul, swish_sigmoid, inplace: HashMap::new() }
+    }
+
+    /// The plan of a frozen graph: as [`Plan::new`], plus the in-place nodes.
+    pub fn for_inference(graph: &Graph) -> Plan {
+        let mut plan = Plan::new(graph);
+        // Values that own their storage: outputs of ops that always allocate, and of in-place
+        // nodes writing into such a value (its only use, so nothing else sees the change).
+        let mut owned: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        for (k, node) in graph.nodes.iter().enumerate() {
+            let single = |i: &str| owned.contains(i) && plan.uses.get(i) == Some(&1);
+            let target = match &node.op {
+                Op::Relu | Op::Sigmoid | Op::HardSwish | Op::Clip => node.inputs.first().filter(|i| single(i)).map(|_| 0),
+                Op::Add | Op::Sub | Op::Mul | Op::Div if node.inputs.len() == 2 => {
+                    if let Some(&(_, pos)) = plan.swish_mul.get(&k) {
+                        // swish: x feeds the sigmoid and the Mul, nothing else.
+                        let x = node.inputs[pos].as_str();
+                        (owned.contains(x) && plan.uses.get(x) == Some(&2)).then_some(pos)
+                    } else {
+                        // Sub and Div are not symmetric: only their first input may be overwritten.
+                        let symmetric = matches!(node.op, Op::Add | Op::Mul);
+                        (0..2).find(|&p| (p == 0 || symmetric) && node.inputs[0] != node.inputs[1] && single(&node.inputs[p]))
+                    }
+                }
+                _ => None,
+            };
+            if let Some(pos) = target {
+                plan.inplace.insert(k, pos);
+            }
+            let allocates = match &node.op {
+                Op::Conv(_)
+                | Op::BatchNormalization { .. }
+                | Op::Relu
+                | Op::Sigmoid
+                | Op::HardSwish
+                | Op::HardSigmoid { .. }
+                | Op::Add
+                | Op::Sub
+                | Op::Mul
+                | Op::Div
+                | Op::Gemm { .. }
+                | Op::MatMul
+                | Op::GlobalAveragePool
+                | Op::AveragePool(_)
+                | Op::MaxPool(_) => true,
+                // Clip without bounds hands back its input.
+                Op::Clip => node.inputs.iter().skip(1).any(|i| !i.is_empty()),
+                _ => false,
+            };
+            if allocates || target.is_some() {
+                owned.extend(node.outputs.iter().map(String::as_str));
+            }
+        }
+        plan
     }
 }
 
@@ -198,12 +263,24 @@ pub fn interpret(
             })
             .collect::<Result<_>>()
             .with_context(|| format!("node '{}' ({})", node.name, node.op.name()))?;
+        // In place when planned and the value to overwrite is not wanted by the caller.
+        let inplace = plan.inplace.get(&k).copied().filter(|&p| !keep(&node.inputs[p]));
         let outs = match swish {
             Some(pos) => {
                 let x = ins[pos].as_ref().ok_or_else(|| anyhow!("input '{}' is undefined", node.inputs[pos]))?;
-                vec![x.f_silu().with_context(|| format!("node '{}' (swish)", node.name))?]
+                let y = if inplace.is_some() { x.shallow_clone().f_silu_() } else { x.f_silu() };
+                vec![y.with_context(|| format!("node '{}' (swish)", node.name))?]
             }
-            None => eval(node, &ins).with_context(|| format!("node '{}' ({})", node.name, node.op.name()))?,
+            None => match inplace
+                .map(|p| {
+                    ops::eval_inplace(&node.op, &ins, p).with_context(|| format!("node '{}' ({}, in place)", node.name, node.op.name()))
+                })
+                .transpose()?
+                .flatten()
+            {
+                Some(y) => vec![y],
+                None => eval(node, &ins).with_context(|| format!("node '{}' ({})", node.name, node.op.name()))?,
+            },
         };
         drop(ins);
         for i in node.inputs.iter().filter(|i| !i.is_empty()) {
@@ -225,4 +302,61 @@ pub fn interpret(
         }
     }
     Ok(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::builder::Builder;
+
+    /// conv → relu → swish → +x (residual) → flatten (a view) → relu, with the residual's output
+    /// also clipped: the in-place plan must cover exactly the safe nodes, and with any tap the
+    /// executor must give what the plain (allocating) interpreter gives.
+    #[test]
+    fn in_place_nodes_are_planned_safely_and_change_nothing() {
+        let mut b = Builder::new("t", "x", [4, 5, 5], 7);
+        let c = b.conv("c", "x", 4, 4, 3, 1, 1, true);
+        let r = b.node("r", Op::Relu, vec![c.clone()]);
+        let s = b.swish("s", &r);
+        let a = b.node("a", Op::Add, vec![s.clone(), "x".into()]);
+        let f = b.node("f", Op::Flatten { axis: 1 }, vec![a.clone()]);
+        let g = b.node("g", Op::Relu, vec![f]);
+        let lo = b.init("lo".into(), Tensor::f32(vec![], vec![-0.5]));
+        let hi = b.init("hi".into(), Tensor::f32(vec![], vec![0.5]));
+        let k = b.node("k", Op::Clip, vec![a, lo, hi]);
+        let graph = b.finish(&[&g, &k]);
+
+        let plan = Plan::for_inference(&graph);
+        let planned: Vec<&str> = plan.inplace.keys().map(|&i| graph.nodes[i].name.as_str()).collect();
+        let mut planned = planned;
+        planned.sort();
+        // r overwrites the conv output, the swish Mul overwrites r, the Add overwrites the swish;
+        // g reads a view (not owned) and k's input also feeds the view: neither may.
+        assert_eq!(planned, ["a", "r", "s.swish"]);
+
+        let exec = Executor::new(graph.clone(), Device::Cpu).unwrap();
+        // Given in channels_last strides, so the executor takes it as it is (no copy to hide behind).
+        let x = channels_last(&tch::Tensor::randn([2, 4, 5, 5], (Kind::Float, Device::Cpu))).unwrap();
+        let x0 = x.copy();
+        let plain = |taps: &[&str]| {
+            let _g = tch::no_grad_guard();
+            let env = HashMap::from([("x".to_string(), channels_last(&x).unwrap())]);
+            let keep = |n: &str| taps.contains(&n) || graph.outputs.iter().any(|o| o.name == n);
+            let lookup = |n: &str| exec.consts.get(n).map(|t| t.shallow_clone());
+            interpret(&graph, env, &lookup, &keep, &Plan::new(&graph), &mut |node, ins| ops::eval(&node.op, ins)).unwrap()
+        };
+        for taps in [vec![], vec!["c"], vec!["c", "r", "s.swish"]] {
+            let got = exec.run(&[("x", &x)], &taps).unwrap();
+            let want = plain(&taps);
+            assert_eq!(got.len(), want.len());
+            for (name, w) in &want {
+                let d = (&got[name] - w).abs().max().double_value(&[]);
+                assert!(d < 1e-6, "value '{name}' with taps {taps:?} differs by {d}");
+            }
+        }
+        // The caller's input is never written.
+        assert_eq!((&x - &x0).abs().max().double_value(&[]), 0.0);
+        let again = exec.run(&[("x", &x)], &[]).unwrap();
+        assert!((&again["k"] - &plain(&[])["k"]).abs().max().double_value(&[]) < 1e-6);
+    }
 }

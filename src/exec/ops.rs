@@ -43,6 +43,50 @@ fn split_pads(x: &T, pads: &[usize], fill: f64) -> Result<(T, Vec<i64>)> {
     Ok((padded, vec![0; n]))
 }
 
+/// Whether `b` broadcasts onto `a`'s shape without changing it (so `a op= b` is `a op b`).
+fn broadcasts_into(b: &T, a: &T) -> bool {
+    let (a, b) = (a.size(), b.size());
+    b.len() <= a.len() && b.iter().rev().zip(a.iter().rev()).all(|(&x, &y)| x == y || x == 1)
+}
+
+/// `op` evaluated into input `pos`'s memory (see the in-place plan in [`super::Plan`]). `None`
+/// when this call cannot be done in place — broadcasting would grow that input, the kinds differ,
+/// or a Clip has no bounds — and the caller evaluates it normally.
+pub fn eval_inplace(op: &Op, ins: &[Option<T>], pos: usize) -> Result<Option<T>> {
+    let mut x = req(ins, pos)?.shallow_clone();
+    if !x.is_floating_point() {
+        return Ok(None);
+    }
+    Ok(Some(match op {
+        Op::Relu => x.f_relu_()?,
+        Op::Sigmoid => x.f_sigmoid_()?,
+        Op::HardSwish => x.f_hardswish_()?,
+        Op::Clip => {
+            let lo = ins.get(1).and_then(|t| t.as_ref()).map(scalar).transpose()?;
+            let hi = ins.get(2).and_then(|t| t.as_ref()).map(scalar).transpose()?;
+            match (lo, hi) {
+                (Some(l), Some(h)) => x.f_clamp_(l, h)?,
+                (Some(l), None) => x.f_clamp_min_(l)?,
+                (None, Some(h)) => x.f_clamp_max_(h)?,
+                (None, None) => return Ok(None),
+            }
+        }
+        Op::Add | Op::Sub | Op::Mul | Op::Div => {
+            let other = same_device(&x, req(ins, 1 - pos)?)?;
+            if other.kind() != x.kind() || !broadcasts_into(&other, &x) || (pos == 1 && !matches!(op, Op::Add | Op::Mul)) {
+                return Ok(None);
+            }
+            match op {
+                Op::Add => x.f_add_(&other)?,
+                Op::Sub => x.f_sub_(&other)?,
+                Op::Mul => x.f_mul_(&other)?,
+                _ => x.f_div_(&other)?,
+            }
+        }
+        _ => return Ok(None),
+    }))
+}
+
 pub fn eval(op: &Op, ins: &[Option<T>]) -> Result<Vec<T>> {
     let x = || req(ins, 0);
     let one = |t: T| Ok(vec![t]);

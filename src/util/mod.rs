@@ -16,16 +16,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+pub mod malloc;
 pub mod rng;
 pub use rng::Rng;
 
-/// Peak resident set size of this process in MiB (Linux `VmHWM`; 0 elsewhere). Benchmarks print it.
 /// A JSON file, with errors naming it.
 pub fn read_json(path: &Path) -> Result<serde_json::Value> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read '{}'", path.display()))?;
     serde_json::from_slice(&bytes).with_context(|| format!("'{}' is not valid JSON", path.display()))
 }
 
+/// Peak resident set size of this process in MiB (Linux `VmHWM`; 0 elsewhere). Benchmarks print it.
 pub fn peak_rss_mib() -> f64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
