@@ -15,6 +15,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=DNAS_TORCH_LIB");
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     if let Some(lib) = torch_lib_dir() {
+        build_shim(&lib);
         let lib = lib.display();
         println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
         println!("cargo:rustc-link-search=native={lib}");
@@ -28,6 +29,24 @@ fn main() {
     } else {
         println!("cargo:warning=libtorch not found: set DNAS_TORCH_LIB or run tools/setup.sh and source its env.sh");
     }
+}
+
+/// Compiles `src/exec/shim/pointwise.cpp` (fused oneDNN convolution through libtorch's
+/// dispatcher; see `exec::fused`) against the headers of the same libtorch.
+fn build_shim(lib: &std::path::Path) {
+    println!("cargo:rerun-if-changed=src/exec/shim/pointwise.cpp");
+    let include = lib.parent().map(|p| p.join("include")).filter(|p| p.join("ATen").exists());
+    let Some(include) = include else {
+        panic!("libtorch headers not found next to '{}' (expected include/ATen); the torch wheel ships them", lib.display());
+    };
+    cc::Build::new()
+        .cpp(true)
+        .file("src/exec/shim/pointwise.cpp")
+        .include(&include)
+        .flag("-std=c++17")
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .warnings(false)
+        .compile("dnas_shim");
 }
 
 /// The libtorch `lib/` directory: `$DNAS_TORCH_LIB`, `$LIBTORCH/lib`, or the torch package of the

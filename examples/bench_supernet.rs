@@ -234,6 +234,7 @@ fn main() -> Result<()> {
         }
     }
     let dnas_rss = dnas::util::peak_rss_mib();
+    let dnas_faults = dnas::util::malloc::minor_faults();
     let dnas_gpu = if cuda { gpu_mib(std::process::id()) } else { None };
     let mut rows = Vec::new();
     for r in refs {
@@ -255,6 +256,9 @@ fn main() -> Result<()> {
         if amp { " AMP float16" } else { " float32" }
     );
     println!("{rounds} interleaved rounds × {chunk} steps after {warmup} warm-up steps; ms/step = median over rounds (best round)");
+    let ref_faults: Vec<String> =
+        rows.iter().map(|(l, _, v)| format!("{l}: {}", v["minor_faults"].as_u64().map_or("?".into(), |f| f.to_string()))).collect();
+    println!("minor page faults, whole process: dnas {dnas_faults}; {}", ref_faults.join("; "));
     let mib = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
     println!(
         "{:<56} {:>17} {:>24} {:>13} {:>13} {:>15}",

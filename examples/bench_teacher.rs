@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use dnas::exec::{parse_device, Executor};
 use dnas::onnx::read_model;
-use dnas::validate::ort_rt::OrtModel;
+use dnas::validate::ort_rt::{OrtModel, OrtProvider};
 use dnas::validate::Array;
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -63,14 +63,15 @@ fn main() -> Result<()> {
         args
     };
     println!(
-        "teacher forward, batch {batch} at 224², {runs} interleaved rounds after 3 warm-up runs each, medians; tch threads {threads}, ORT intra threads {threads}; malloc: {}",
+        "teacher forward, batch {batch} at 224², {runs} interleaved rounds after 3 warm-up runs each, medians; tch threads {threads}, ORT intra threads {threads} (spinning off); malloc: {}",
         if tuned { "dnas settings (dnas::util::malloc)" } else { "system defaults" }
     );
     println!("{:<26} {:>9} {:>9} {:>22} {:>10}", "model", "ORT ms", "dnas ms", "dnas/ORT median [range]", "device");
     let x = Array { shape: vec![batch, 3, 224, 224], data: (0..batch * 3 * 224 * 224).map(|i| ((i % 255) as f32 / 127.0) - 1.0).collect() };
     for path in &models {
         let bytes = std::fs::read(path).with_context(|| format!("cannot read '{path}'"))?;
-        let mut ort = OrtModel::new(&bytes, threads)?;
+        // No spinning: ORT's threads would otherwise busy-wait into the next (dnas) run.
+        let mut ort = OrtModel::with_options(&bytes, threads, OrtProvider::Cpu, false)?;
         let exec = Executor::new(read_model(&bytes)?, device)?;
         let xt = x.to_tch()?.to_device(device);
         let mut run_dnas = || {

@@ -121,7 +121,7 @@ def main():
         sync()
         print(json.dumps({"ms_per_step": (time.perf_counter() - t) * 1000 / max(1, end - first)}), flush=True)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out = {"peak_rss_mib": rss, "channels_last": channels_last, "torch": torch.__version__}
+    out = {"peak_rss_mib": rss, "minor_faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt, "channels_last": channels_last, "torch": torch.__version__}
     if device == "cuda":
         out["cuda_max_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
         try:

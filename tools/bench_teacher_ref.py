@@ -55,6 +55,8 @@ def main():
         x = torch.from_numpy((np.arange(n) % 255).astype(np.float32) / 127.0 - 1.0).reshape(a.batch, 3, 224, 224)
         so = ort.SessionOptions()
         so.intra_op_num_threads = a.threads
+        # As the Rust side: ORT's threads must not busy-wait into the next contestant's run.
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         feed = {sess.get_inputs()[0].name: x.numpy()}
         with torch.no_grad():

@@ -2,9 +2,10 @@
 //! graph outputs plus any named intermediate tensors ("taps", used to cut a teacher into blocks).
 
 pub mod convert;
+pub mod fused;
 pub mod ops;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::{anyhow, bail, Context, Result};
 use tch::{Device, Kind};
@@ -40,6 +41,10 @@ pub struct Executor {
     device: Device,
     consts: HashMap<String, tch::Tensor>,
     plan: Plan,
+    /// The plan without convolution+activation fusion, for runs that tap a fused convolution.
+    unfused: Plan,
+    /// Fused convolutions by node index (CPU; see [`fused`]).
+    fused: HashMap<usize, fused::FusedConv>,
 }
 
 impl Executor {
@@ -61,8 +66,26 @@ impl Executor {
             let v = to_tch(t, device).with_context(|| format!("initializer '{name}'"))?;
             consts.insert(name.clone(), channels_last(&v)?);
         }
-        let plan = Plan::for_inference(&graph);
-        Ok(Executor { graph, device, consts, plan })
+        let unfused = Plan::for_inference(&graph);
+        let mut plan = Plan::for_inference(&graph);
+        let mut fused = HashMap::new();
+        // CPU only; DNAS_EXEC_FUSE=0 turns fusion off (for comparisons).
+        if device == Device::Cpu && fused::available() && std::env::var("DNAS_EXEC_FUSE").map_or(true, |v| v != "0") {
+            for (c, (a, act)) in fused::pairs(&graph, &plan.uses) {
+                let node = &graph.nodes[c];
+                let (Some(w), bias) = (node.inputs.get(1).and_then(|w| consts.get(w)), node.inputs.get(2).and_then(|b| consts.get(b)))
+                else {
+                    continue;
+                };
+                let f = fused::FusedConv::new(&node.op, w, bias, act).with_context(|| format!("node '{}' (Conv, fused)", node.name))?;
+                if let Some(f) = f {
+                    fused.insert(c, f);
+                    plan.conv_act.insert(c, a);
+                    plan.fused_act.insert(a);
+                }
+            }
+        }
+        Ok(Executor { graph, device, consts, plan, unfused, fused })
     }
 
     pub fn device(&self) -> Device {
@@ -91,7 +114,17 @@ impl Executor {
         }
         let keep = |name: &str| taps.contains(&name) || self.graph.outputs.iter().any(|o| o.name == name);
         let lookup = |name: &str| self.consts.get(name).map(|t| t.shallow_clone());
-        let mut kept = interpret(&self.graph, env, &lookup, &keep, &self.plan, &mut |node, ins| ops::eval(&node.op, ins))?;
+        // A tapped convolution output must exist: such runs go without fusion.
+        let tapped = |k: &usize| self.graph.nodes[*k].outputs.iter().any(|o| taps.contains(&o.as_str()));
+        let fuse = !self.fused.is_empty() && !self.plan.conv_act.keys().any(tapped);
+        let plan = if fuse { &self.plan } else { &self.unfused };
+        let mut kept = interpret(&self.graph, env, &lookup, &keep, plan, &mut |k, node, ins| match self.fused.get(&k).filter(|_| fuse) {
+            Some(f) => {
+                let x = ins.first().and_then(|x| x.as_ref()).ok_or_else(|| anyhow!("missing input"))?;
+                Ok(vec![f.run(x)?])
+            }
+            None => ops::eval(&node.op, ins),
+        })?;
         for tap in taps {
             if !kept.contains_key(*tap) {
                 let t = lookup(tap).ok_or_else(|| anyhow!("tap '{tap}' is not a value of the graph"))?;
@@ -110,8 +143,8 @@ impl Executor {
     }
 }
 
-/// Evaluates one node given its inputs (the executor's `ops::eval`, or a training-mode variant).
-pub type NodeEval<'a> = dyn FnMut(&Node, &[Option<tch::Tensor>]) -> Result<Vec<tch::Tensor>> + 'a;
+/// Evaluates node `k` given its inputs (the executor's `ops::eval`, or a training-mode variant).
+pub type NodeEval<'a> = dyn FnMut(usize, &Node, &[Option<tch::Tensor>]) -> Result<Vec<tch::Tensor>> + 'a;
 
 /// How [`interpret`] walks a graph: use counts (to free values after their last use), the
 /// swish pairs it fuses and, for inference, the nodes that may overwrite an input.
@@ -135,6 +168,10 @@ pub struct Plan {
     swish_sigmoid: HashMap<usize, usize>,
     /// Node index → position of the input it may overwrite (empty unless for inference).
     inplace: HashMap<usize, usize>,
+    /// Convolution node → the activation node fused into it (the executor's [`fused`] kernels);
+    /// the convolution's result takes the activation's output name and the activation is skipped.
+    conv_act: HashMap<usize, usize>,
+    fused_act: HashSet<usize>,
 }
 
 impl Plan {
@@ -158,7 +195,7 @@ impl Plan {
                 }
             }
         }
-        Plan { uses, swish_mul, swish_sigmoid, inplace: HashMap::new() }
+        Plan { uses, swish_mul, swish_sigmoid, inplace: HashMap::new(), conv_act: HashMap::new(), fused_act: HashSet::new() }
     }
 
     /// The plan of a frozen graph: as [`Plan::new`], plus the in-place nodes.
@@ -237,7 +274,7 @@ pub fn interpret(
     // A fused pair runs as one silu unless a caller wants the sigmoid's own output.
     let fused = |sigmoid: usize| graph.nodes[sigmoid].outputs.first().is_some_and(|o| !keep(o));
     for (k, node) in graph.nodes.iter().enumerate() {
-        let skip = plan.swish_sigmoid.get(&k).is_some_and(|_| fused(k));
+        let skip = plan.swish_sigmoid.get(&k).is_some_and(|_| fused(k)) || plan.fused_act.contains(&k);
         let swish = plan.swish_mul.get(&k).filter(|(s, _)| fused(*s)).map(|&(_, pos)| pos);
         if skip {
             // Computed by its Mul; only release the use of its input.
@@ -279,9 +316,11 @@ pub fn interpret(
                 .flatten()
             {
                 Some(y) => vec![y],
-                None => eval(node, &ins).with_context(|| format!("node '{}' ({})", node.name, node.op.name()))?,
+                None => eval(k, node, &ins).with_context(|| format!("node '{}' ({})", node.name, node.op.name()))?,
             },
         };
+        // A fused convolution's result is its activation's output.
+        let names = plan.conv_act.get(&k).map_or(&node.outputs, |&a| &graph.nodes[a].outputs);
         drop(ins);
         for i in node.inputs.iter().filter(|i| !i.is_empty()) {
             if let Some(n) = left.get_mut(i.as_str()) {
@@ -291,7 +330,7 @@ pub fn interpret(
                 }
             }
         }
-        for (name, t) in node.outputs.iter().zip(outs) {
+        for (name, t) in names.iter().zip(outs) {
             if name.is_empty() {
                 continue;
             }
@@ -343,7 +382,7 @@ mod tests {
             let env = HashMap::from([("x".to_string(), channels_last(&x).unwrap())]);
             let keep = |n: &str| taps.contains(&n) || graph.outputs.iter().any(|o| o.name == n);
             let lookup = |n: &str| exec.consts.get(n).map(|t| t.shallow_clone());
-            interpret(&graph, env, &lookup, &keep, &Plan::new(&graph), &mut |node, ins| ops::eval(&node.op, ins)).unwrap()
+            interpret(&graph, env, &lookup, &keep, &Plan::new(&graph), &mut |_, node, ins| ops::eval(&node.op, ins)).unwrap()
         };
         for taps in [vec![], vec!["c"], vec!["c", "r", "s.swish"]] {
             let got = exec.run(&[("x", &x)], &taps).unwrap();
@@ -358,5 +397,48 @@ mod tests {
         assert_eq!((&x - &x0).abs().max().double_value(&[]), 0.0);
         let again = exec.run(&[("x", &x)], &[]).unwrap();
         assert!((&again["k"] - &plain(&[])["k"]).abs().max().double_value(&[]) < 1e-6);
+    }
+
+    /// conv → Clip(0, 6) (bounds from Constant nodes, as torch exports ReLU6) → conv → Relu: both
+    /// pairs fuse on the CPU, give what the unfused interpreter gives, and a tap on a fused
+    /// convolution's own output still gets that output (the run falls back to the unfused plan).
+    #[test]
+    fn fused_convolutions_match_the_unfused_graph() {
+        if !fused::available() {
+            return;
+        }
+        let mut b = Builder::new("t", "x", [8, 9, 9], 3);
+        let c1 = b.conv("c1", "x", 8, 16, 3, 2, 1, true);
+        let lo = b.node("lo", Op::Constant { value: Tensor::f32(vec![], vec![0.0]) }, vec![]);
+        let hi = b.node("hi", Op::Constant { value: Tensor::f32(vec![], vec![0.25]) }, vec![]);
+        let k1 = b.node("k1", Op::Clip, vec![c1.clone(), lo, hi]);
+        let c2 = b.conv("c2", &k1, 16, 16, 3, 1, 16, false);
+        let r2 = b.node("r2", Op::Relu, vec![c2]);
+        let graph = b.finish(&[&r2]);
+        let exec = Executor::new(graph.clone(), Device::Cpu).unwrap();
+        assert_eq!(exec.fused.len(), 2, "both convolutions fuse");
+        let x = tch::Tensor::randn([2, 8, 9, 9], (Kind::Float, Device::Cpu));
+        let plain = |taps: &[&str]| {
+            let _g = tch::no_grad_guard();
+            let env = HashMap::from([("x".to_string(), channels_last(&x).unwrap())]);
+            let keep = |n: &str| taps.contains(&n) || graph.outputs.iter().any(|o| o.name == n);
+            let lookup = |n: &str| exec.consts.get(n).map(|t| t.shallow_clone());
+            interpret(&graph, env, &lookup, &keep, &Plan::new(&graph), &mut |_, node, ins| ops::eval(&node.op, ins)).unwrap()
+        };
+        for taps in [vec![], vec!["k1"], vec!["c1"]] {
+            let got = exec.run(&[("x", &x)], &taps).unwrap();
+            let want = plain(&taps);
+            assert_eq!(got.len(), want.len(), "taps {taps:?}");
+            for (name, w) in &want {
+                let d = (&got[name] - w).abs().max().double_value(&[]);
+                assert!(d < 1e-5, "value '{name}' with taps {taps:?} differs by {d}");
+            }
+        }
+        // The clip bound is applied (many values sit at 0.25) and a bad input is an error, not an abort.
+        let k1v = exec.run(&[("x", &x)], &["k1"]).unwrap().remove("k1").unwrap();
+        assert!(k1v.eq(0.25).sum(Kind::Int64).int64_value(&[]) > 0);
+        let f = exec.fused.values().next().unwrap();
+        let err = f.run(&tch::Tensor::zeros([3, 3], (Kind::Float, Device::Cpu))).unwrap_err();
+        assert!(err.to_string().contains("oneDNN fused convolution"), "{err}");
     }
 }

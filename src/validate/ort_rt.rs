@@ -72,10 +72,20 @@ impl OrtModel {
     /// A session on `provider`. A provider other than the CPU must register, or this fails: a
     /// silent fallback to the CPU would report CPU figures under the provider's name.
     pub fn with_provider(bytes: &[u8], threads: usize, provider: OrtProvider) -> Result<OrtModel> {
+        OrtModel::with_options(bytes, threads, provider, true)
+    }
+
+    /// As [`OrtModel::with_provider`]; `spinning: false` stops ORT's intra-op threads from
+    /// busy-waiting after each run (ORT's default is to spin), which a benchmark alternating ORT
+    /// with another engine on the same cores needs, or the spinning threads slow the other one.
+    pub fn with_options(bytes: &[u8], threads: usize, provider: OrtProvider, spinning: bool) -> Result<OrtModel> {
         let env = environment()?;
         let mut b = Session::builder(env).map_err(|e| anyhow!("ORT session builder: {e}"))?;
         if threads > 0 {
             b = b.with_intra_threads(threads).map_err(|e| anyhow!("ORT intra threads: {e}"))?;
+        }
+        if !spinning {
+            b = b.with_intra_op_spinning(false).map_err(|e| anyhow!("ORT intra-op spinning: {e}"))?;
         }
         if provider != OrtProvider::Cpu {
             if !provider.available()? {
