@@ -65,7 +65,11 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Outcome
             e.print()?;
             return Ok(Outcome::Ok);
         }
-        Err(e) => return Err(anyhow::anyhow!("{e}")),
+        Err(e) => {
+            // clap's message starts with its own "error: "; main adds ours.
+            let msg = e.to_string();
+            return Err(anyhow::anyhow!("{}", msg.strip_prefix("error: ").unwrap_or(&msg).trim_end()));
+        }
     };
     match cli.command {
         Command::Teacher { command } => teacher::run(command),

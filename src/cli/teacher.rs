@@ -77,9 +77,10 @@ pub struct PreArgs {
     resize: u32,
     #[arg(long, default_value_t = 224)]
     crop: u32,
-    /// Per-channel mean (RGB, on 0..1 pixels).
+    /// Per-channel mean (RGB, on 0..1 pixels), comma-separated: `--mean 0.5,0.5,0.5`.
     #[arg(long, value_delimiter = ',', default_values_t = [0.485, 0.456, 0.406])]
     mean: Vec<f32>,
+    /// Per-channel standard deviation (RGB), comma-separated: `--std 0.5,0.5,0.5`.
     #[arg(long, value_delimiter = ',', default_values_t = [0.229, 0.224, 0.225])]
     std: Vec<f32>,
 }
