@@ -348,6 +348,16 @@ mod tests {
     use super::*;
     use crate::ir::builder::Builder;
 
+    /// `exec`'s graph on input `x` through the plain interpreter: no in-place nodes, no fusion.
+    fn plain_run(exec: &Executor, x: &tch::Tensor, taps: &[&str]) -> HashMap<String, tch::Tensor> {
+        let _g = tch::no_grad_guard();
+        let graph = &exec.graph;
+        let env = HashMap::from([("x".to_string(), channels_last(x).unwrap())]);
+        let keep = |n: &str| taps.contains(&n) || graph.outputs.iter().any(|o| o.name == n);
+        let lookup = |n: &str| exec.consts.get(n).map(|t| t.shallow_clone());
+        interpret(graph, env, &lookup, &keep, &Plan::new(graph), &mut |_, node, ins| ops::eval(&node.op, ins)).unwrap()
+    }
+
     /// conv → relu → swish → +x (residual) → flatten (a view) → relu, with the residual's output
     /// also clipped: the in-place plan must cover exactly the safe nodes, and with any tap the
     /// executor must give what the plain (allocating) interpreter gives.
@@ -373,17 +383,11 @@ mod tests {
         // g reads a view (not owned) and k's input also feeds the view: neither may.
         assert_eq!(planned, ["a", "r", "s.swish"]);
 
-        let exec = Executor::new(graph.clone(), Device::Cpu).unwrap();
+        let exec = Executor::new(graph, Device::Cpu).unwrap();
         // Given in channels_last strides, so the executor takes it as it is (no copy to hide behind).
         let x = channels_last(&tch::Tensor::randn([2, 4, 5, 5], (Kind::Float, Device::Cpu))).unwrap();
         let x0 = x.copy();
-        let plain = |taps: &[&str]| {
-            let _g = tch::no_grad_guard();
-            let env = HashMap::from([("x".to_string(), channels_last(&x).unwrap())]);
-            let keep = |n: &str| taps.contains(&n) || graph.outputs.iter().any(|o| o.name == n);
-            let lookup = |n: &str| exec.consts.get(n).map(|t| t.shallow_clone());
-            interpret(&graph, env, &lookup, &keep, &Plan::new(&graph), &mut |_, node, ins| ops::eval(&node.op, ins)).unwrap()
-        };
+        let plain = |taps: &[&str]| plain_run(&exec, &x, taps);
         for taps in [vec![], vec!["c"], vec!["c", "r", "s.swish"]] {
             let got = exec.run(&[("x", &x)], &taps).unwrap();
             let want = plain(&taps);
@@ -415,16 +419,10 @@ mod tests {
         let c2 = b.conv("c2", &k1, 16, 16, 3, 1, 16, false);
         let r2 = b.node("r2", Op::Relu, vec![c2]);
         let graph = b.finish(&[&r2]);
-        let exec = Executor::new(graph.clone(), Device::Cpu).unwrap();
+        let exec = Executor::new(graph, Device::Cpu).unwrap();
         assert_eq!(exec.fused.len(), 2, "both convolutions fuse");
         let x = tch::Tensor::randn([2, 8, 9, 9], (Kind::Float, Device::Cpu));
-        let plain = |taps: &[&str]| {
-            let _g = tch::no_grad_guard();
-            let env = HashMap::from([("x".to_string(), channels_last(&x).unwrap())]);
-            let keep = |n: &str| taps.contains(&n) || graph.outputs.iter().any(|o| o.name == n);
-            let lookup = |n: &str| exec.consts.get(n).map(|t| t.shallow_clone());
-            interpret(&graph, env, &lookup, &keep, &Plan::new(&graph), &mut |_, node, ins| ops::eval(&node.op, ins)).unwrap()
-        };
+        let plain = |taps: &[&str]| plain_run(&exec, &x, taps);
         for taps in [vec![], vec!["k1"], vec!["c1"]] {
             let got = exec.run(&[("x", &x)], &taps).unwrap();
             let want = plain(&taps);
