@@ -132,8 +132,7 @@ pub fn available() -> bool {
 /// must feed only that activation (and not be a graph output); Clip bounds must be constants
 /// (initializers or Constant nodes).
 pub fn pairs(graph: &Graph, uses: &HashMap<String, usize>) -> HashMap<usize, (usize, Act)> {
-    let producer: HashMap<&str, usize> =
-        graph.nodes.iter().enumerate().flat_map(|(k, n)| n.outputs.iter().map(move |o| (o.as_str(), k))).collect();
+    let producer = graph.producers();
     let constant = |name: &str| -> Option<f64> {
         let t = match graph.initializers.get(name) {
             Some(t) => t,

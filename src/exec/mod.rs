@@ -66,8 +66,8 @@ impl Executor {
             let v = to_tch(t, device).with_context(|| format!("initializer '{name}'"))?;
             consts.insert(name.clone(), channels_last(&v)?);
         }
-        let unfused = Plan::for_inference(&graph);
         let mut plan = Plan::for_inference(&graph);
+        let unfused = plan.clone();
         let mut fused = HashMap::new();
         // CPU only; DNAS_EXEC_FUSE=0 turns fusion off (for comparisons).
         if device == Device::Cpu && fused::available() && std::env::var("DNAS_EXEC_FUSE").map_or(true, |v| v != "0") {
@@ -160,6 +160,7 @@ pub type NodeEval<'a> = dyn FnMut(usize, &Node, &[Option<tch::Tensor>]) -> Resul
 /// shares that storage, so the input must come from an op that always allocates its output
 /// (convolution, pooling, arithmetic; not a view such as Reshape or Identity), it must be its
 /// only use (the graph's outputs count as uses), and at run time it must not be a tap.
+#[derive(Clone)]
 pub struct Plan {
     uses: HashMap<String, usize>,
     /// Mul node index → (its sigmoid's node index, position of `x` among the Mul's inputs).
@@ -177,8 +178,7 @@ pub struct Plan {
 impl Plan {
     pub fn new(graph: &Graph) -> Plan {
         let uses: HashMap<String, usize> = graph.use_counts().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-        let producer: HashMap<&str, usize> =
-            graph.nodes.iter().enumerate().flat_map(|(k, n)| n.outputs.iter().map(move |o| (o.as_str(), k))).collect();
+        let producer = graph.producers();
         let (mut swish_mul, mut swish_sigmoid) = (HashMap::new(), HashMap::new());
         for (m, node) in graph.nodes.iter().enumerate() {
             if !matches!(node.op, Op::Mul) || node.inputs.len() != 2 {

@@ -43,6 +43,12 @@ fn split_pads(x: &T, pads: &[usize], fill: f64) -> Result<(T, Vec<i64>)> {
     Ok((padded, vec![0; n]))
 }
 
+/// Clip's optional `min` and `max` inputs as numbers.
+fn clip_bounds(ins: &[Option<T>]) -> Result<(Option<f64>, Option<f64>)> {
+    let bound = |k: usize| ins.get(k).and_then(|t| t.as_ref()).map(scalar).transpose();
+    Ok((bound(1)?, bound(2)?))
+}
+
 /// Whether `b` broadcasts onto `a`'s shape without changing it (so `a op= b` is `a op b`).
 fn broadcasts_into(b: &T, a: &T) -> bool {
     let (a, b) = (a.size(), b.size());
@@ -62,8 +68,7 @@ pub fn eval_inplace(op: &Op, ins: &[Option<T>], pos: usize) -> Result<Option<T>>
         Op::Sigmoid => x.f_sigmoid_()?,
         Op::HardSwish => x.f_hardswish_()?,
         Op::Clip => {
-            let lo = ins.get(1).and_then(|t| t.as_ref()).map(scalar).transpose()?;
-            let hi = ins.get(2).and_then(|t| t.as_ref()).map(scalar).transpose()?;
+            let (lo, hi) = clip_bounds(ins)?;
             match (lo, hi) {
                 (Some(l), Some(h)) => x.f_clamp_(l, h)?,
                 (Some(l), None) => x.f_clamp_min_(l)?,
@@ -110,8 +115,7 @@ pub fn eval(op: &Op, ins: &[Option<T>]) -> Result<Vec<T>> {
         Op::HardSwish => one(x()?.f_hardswish()?),
         Op::HardSigmoid { alpha, beta } => one((x()? * (*alpha as f64) + (*beta as f64)).f_clamp(0.0, 1.0)?),
         Op::Clip => {
-            let lo = ins.get(1).and_then(|t| t.as_ref()).map(scalar).transpose()?;
-            let hi = ins.get(2).and_then(|t| t.as_ref()).map(scalar).transpose()?;
+            let (lo, hi) = clip_bounds(ins)?;
             one(match (lo, hi) {
                 (Some(l), Some(h)) => x()?.f_clamp(l, h)?,
                 (Some(l), None) => x()?.f_clamp_min(l)?,

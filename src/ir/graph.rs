@@ -140,8 +140,7 @@ impl Graph {
     /// The part of the graph needed to compute `outputs`, which become its outputs (a teacher cut
     /// short at its last block cut). Unused initializers are dropped.
     pub fn truncated(&self, outputs: &[String]) -> Result<Graph> {
-        let producer: HashMap<&str, usize> =
-            self.nodes.iter().enumerate().flat_map(|(k, n)| n.outputs.iter().map(move |o| (o.as_str(), k))).collect();
+        let producer = self.producers();
         let is_input = |v: &str| self.inputs.iter().any(|i| i.name == v) || self.initializers.contains_key(v);
         let mut needed = vec![false; self.nodes.len()];
         let mut stack: Vec<&str> = Vec::new();
@@ -177,6 +176,11 @@ impl Graph {
     /// Names of the graph inputs that are real inputs (not initializers).
     pub fn data_inputs(&self) -> impl Iterator<Item = &ValueInfo> {
         self.inputs.iter().filter(|i| !self.initializers.contains_key(&i.name))
+    }
+
+    /// The index of the node that computes each value (graph inputs and initializers have none).
+    pub fn producers(&self) -> HashMap<&str, usize> {
+        self.nodes.iter().enumerate().flat_map(|(k, n)| n.outputs.iter().map(move |o| (o.as_str(), k))).collect()
     }
 
     /// Number of consumers of every value (graph outputs count as one consumer).
