@@ -12,6 +12,7 @@ pub mod onnx;
 pub mod report;
 pub mod search;
 pub mod space;
+pub mod study;
 pub mod supernet;
 pub mod teacher;
 pub mod train;

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod report;
 pub mod retrain;
 pub mod search;
+pub mod study;
 mod teacher;
 pub mod train;
 pub mod validate;
@@ -49,6 +50,12 @@ enum Command {
     Demo(demo::DemoArgs),
     /// A self-contained HTML report (SVG plots) of a demo or search run directory.
     Report(report::ReportArgs),
+    /// Search quality, measured: a truth set retrained from scratch, rank correlation of a
+    /// search's predictions against it, and the pick against random architectures.
+    Study {
+        #[command(subcommand)]
+        command: study::StudyCommand,
+    },
 }
 
 /// Outcome of a command that ran to the end.
@@ -75,6 +82,7 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Outcome
         Command::Teacher { command } => teacher::run(command),
         Command::Demo(a) => demo::demo(a),
         Command::Report(a) => report::report(a),
+        Command::Study { command } => study::run(command),
         Command::TrainTeacher(a) => train::train_teacher(a),
         Command::Eval(a) => train::eval(a),
         Command::Train(a) => search::train(a),

@@ -12,8 +12,11 @@ use crate::util::write_atomic;
 #[derive(Args)]
 pub struct ReportArgs {
     /// A `dnas demo` directory or a search run directory.
+    #[arg(long, required_unless_present = "study", conflicts_with = "study")]
+    run: Option<PathBuf>,
+    /// A study directory (`dnas study truth -o DIR`): ranking quality, noise ceiling, picks.
     #[arg(long)]
-    run: PathBuf,
+    study: Option<PathBuf>,
     /// Output HTML (default RUN/report.html; the SVGs go to report/ beside it).
     #[arg(short, long)]
     output: Option<PathBuf>,
@@ -25,8 +28,12 @@ pub struct ReportArgs {
 }
 
 pub fn report(a: ReportArgs) -> Result<Outcome> {
-    let r = crate::report::render(&a.run, a.validate.as_deref())?;
-    let out = a.output.clone().unwrap_or_else(|| a.run.join("report.html"));
+    let (r, dir) = match (&a.study, &a.run) {
+        (Some(s), _) => (crate::report::study::render(s)?, s.clone()),
+        (None, Some(run)) => (crate::report::render(run, a.validate.as_deref())?, run.clone()),
+        (None, None) => anyhow::bail!("give --run or --study"),
+    };
+    let out = a.output.clone().unwrap_or_else(|| dir.join("report.html"));
     write_atomic(&out, r.html.as_bytes())?;
     let svg_dir = out.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("report"), |p| p.join("report"));
     let mut files = Vec::new();

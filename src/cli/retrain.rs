@@ -68,6 +68,7 @@ pub fn retrain(a: RetrainArgs) -> Result<Outcome> {
         output: &a.output,
         data: &a.data,
         train: &a.train,
+        data_seed: a.train.seed,
         kd,
         no_validate: a.no_validate,
         json: a.json,
@@ -75,7 +76,7 @@ pub fn retrain(a: RetrainArgs) -> Result<Outcome> {
 }
 
 /// The KD teacher as a frozen executor, checked against the child's input and classes.
-fn load_teacher(path: &Path, arch: &Arch, device: &str) -> Result<Executor> {
+pub(super) fn load_teacher(path: &Path, arch: &Arch, device: &str) -> Result<Executor> {
     let g = crate::onnx::read_file(path)?;
     let what = || format!("teacher '{}'", path.display());
     let shapes = crate::ir::fixed_input_shapes(&g, 1).with_context(what)?;

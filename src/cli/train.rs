@@ -180,6 +180,7 @@ pub fn train_teacher(a: TrainTeacherArgs) -> Result<Outcome> {
         output: &a.output,
         data: &a.data,
         train: &a.train,
+        data_seed: a.train.seed,
         kd: None,
         no_validate: a.no_validate,
         json: a.json,
@@ -202,6 +203,8 @@ pub(super) struct ClassifierJob<'a> {
     pub output: &'a std::path::Path,
     pub data: &'a DataArgs,
     pub train: &'a TrainArgs,
+    /// Seed of the held-out carve (the same for every run of a study; `train.seed` otherwise).
+    pub data_seed: u64,
     pub kd: Option<crate::train::classify::Distill>,
     pub no_validate: bool,
     pub json: bool,
@@ -211,11 +214,43 @@ pub(super) struct ClassifierJob<'a> {
 /// `train.jsonl`, checkpoints, `final.safetensors` (the trained state, which `dnas export`
 /// reads), `model.onnx` (BatchNorm folded) and `result.json` (test top-1 through tch, ORT, tract).
 pub(super) fn train_classifier(job: ClassifierJob) -> Result<Outcome> {
+    let json = job.json;
+    let what = job.what;
+    let result = fit_classifier(job)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        let n = |k: &str| result[k].as_u64().unwrap_or(0);
+        println!("{:<17} {}", what, result["model"].as_str().unwrap_or(""));
+        println!("weights           {}", result["weights"].as_str().unwrap_or(""));
+        println!("params            {}", n("params"));
+        println!("MACs              {}", n("macs"));
+        let t = &result["train"];
+        println!(
+            "steps             {} ({} epochs, {:.0} s, data wait {:.1} s)",
+            t["steps"].as_u64().unwrap_or(0),
+            t["epochs"].as_u64().unwrap_or(0),
+            t["seconds"].as_f64().unwrap_or(0.0),
+            t["data_wait_seconds"].as_f64().unwrap_or(0.0)
+        );
+        println!("test top-1 (tch)  {:.2}%", 100.0 * result["test_top1_tch"].as_f64().unwrap_or(0.0));
+        if let Some(v) = result["test_top1_onnxruntime"].as_f64() {
+            println!("test top-1 (ORT)  {:.2}%", 100.0 * v);
+        }
+        if let Some(v) = result["test_top1_tract"].as_f64() {
+            println!("test top-1 (tract) {:.2}%", 100.0 * v);
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+/// The work of [`train_classifier`] without the printing: returns what `result.json` holds.
+pub(super) fn fit_classifier(job: ClassifierJob) -> Result<serde_json::Value> {
     let t0 = std::time::Instant::now();
     let (a_train, a_data) = (job.train, job.data);
     set_threads(a_train.threads);
     let device = parse_device(&a_train.device)?;
-    let data_spec = a_data.spec(a_train.seed);
+    let data_spec = a_data.spec(job.data_seed);
     let splits = open(&data_spec)?;
     let mut train_set = splits.train.clone();
     if let Some(n) = a_train.train_subset {
@@ -284,26 +319,7 @@ pub(super) fn train_classifier(job: ClassifierJob) -> Result<Outcome> {
         result["test_top1_tract"] = serde_json::json!(tr.top1);
     }
     write_atomic(&run.join("result.json"), serde_json::to_string_pretty(&result)?.as_bytes())?;
-    if job.json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
-    } else {
-        println!("{:<17} {}", job.what, model_path.display());
-        println!("weights           {}", run.join("final.safetensors").display());
-        println!("params            {params}");
-        println!("MACs              {macs}");
-        println!(
-            "steps             {} ({} epochs, {:.0} s, data wait {:.1} s)",
-            summary.steps, summary.epochs, summary.seconds, summary.data_wait_seconds
-        );
-        println!("test top-1 (tch)  {:.2}%", 100.0 * tch_test.top1);
-        if let Some(v) = result["test_top1_onnxruntime"].as_f64() {
-            println!("test top-1 (ORT)  {:.2}%", 100.0 * v);
-        }
-        if let Some(v) = result["test_top1_tract"].as_f64() {
-            println!("test top-1 (tract) {:.2}%", 100.0 * v);
-        }
-    }
-    Ok(Outcome::Ok)
+    Ok(result)
 }
 
 pub fn eval(a: EvalArgs) -> Result<Outcome> {

@@ -5,6 +5,7 @@
 //! retrain curve, and the validation tables. Each chart is also written as its own SVG file.
 
 pub mod plots;
+pub mod study;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -128,6 +129,19 @@ fn num(v: &Value) -> String {
         Some(x) => format!("{x:.4}"),
         None => v.as_str().map(String::from).unwrap_or_else(|| "-".into()),
     }
+}
+
+/// The self-contained page around `body`.
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{}</title><style>\
+         body{{font-family:sans-serif;margin:2em;max-width:1360px}} table{{border-collapse:collapse;margin:0.5em 0}} \
+         td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}} .grid{{display:flex;flex-wrap:wrap;gap:12px}} \
+         .src{{color:#666}} code{{background:#f4f4f4}}</style></head><body>\n{}\n<p class=\"src\">dnas {}</p></body></html>\n",
+        esc(title),
+        body,
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 /// Renders the report of `dir` (a demo directory or a search run); `validate` adds a
@@ -367,14 +381,6 @@ pub fn render(dir: &Path, validate: Option<&Path>) -> Result<Report> {
         }
     }
 
-    let html = format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{}</title><style>\
-         body{{font-family:sans-serif;margin:2em;max-width:1360px}} table{{border-collapse:collapse;margin:0.5em 0}} \
-         td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}} .grid{{display:flex;flex-wrap:wrap;gap:12px}} \
-         .src{{color:#666}} code{{background:#f4f4f4}}</style></head><body>\n{}\n<p class=\"src\">dnas {}</p></body></html>\n",
-        esc(&title),
-        body,
-        env!("CARGO_PKG_VERSION")
-    );
+    let html = page(&title, &body);
     Ok(Report { html, charts })
 }

@@ -12,6 +12,7 @@
 
 pub mod arch;
 pub mod op;
+pub mod point;
 
 use std::path::Path;
 

@@ -1,0 +1,509 @@
+//! `dnas study truth|rank|pick`: search quality, measured (see `crate::study`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+
+use super::retrain::load_teacher;
+use super::search::parse_count;
+use super::train::{fit_classifier, ClassifierJob, DataArgs, TrainArgs};
+use super::Outcome;
+use crate::search::choose::choose;
+use crate::search::run::{resolve_with_teacher, sha256_hex, RunDir};
+use crate::search::select::Budget as SelectBudget;
+use crate::space::arch::{build_child, Arch};
+use crate::space::point::{arch_key, PointCost};
+use crate::space::SearchSpace;
+use crate::study::pick::pick_report;
+use crate::study::predict::{DnaMetric, DnaPredictor};
+use crate::study::rank::rank;
+use crate::study::sample::{random_within, truth_sample, Sampled, TruthSampling};
+use crate::study::truth::{schedule, KdRecipe, PlanEntry, Recipe, Retrainer, StudyDir, StudyRecord, Trained, Truth};
+use crate::train::classify::Distill;
+use crate::util::write_atomic;
+
+#[derive(Subcommand)]
+pub enum StudyCommand {
+    /// Samples N architectures of a space (stratified over depths and MACs) and retrains each
+    /// from scratch with one fixed recipe: the truth set (resumable, one architecture at a time).
+    Truth(TruthArgs),
+    /// Scores a search run's predictions against the truth set: Kendall τ, Spearman ρ,
+    /// precision of the top quarter (bootstrap 95% intervals) next to the noise ceiling.
+    Rank(RankArgs),
+    /// The search's pick under a budget against K random architectures of the same budget,
+    /// all retrained with the truth recipe.
+    Pick(PickArgs),
+}
+
+pub fn run(c: StudyCommand) -> Result<Outcome> {
+    match c {
+        StudyCommand::Truth(a) => truth_cmd(a),
+        StudyCommand::Rank(a) => rank_cmd(a),
+        StudyCommand::Pick(a) => pick_cmd(a),
+    }
+}
+
+/// The truth recipe (defaults: the one chosen by the noise measurement in the README).
+#[derive(Args, Clone)]
+pub struct RecipeArgs {
+    #[arg(long, default_value = "fmnist")]
+    data: String,
+    #[arg(long, default_value_t = 5000)]
+    held_out: usize,
+    /// Seed of the held-out carve: the same split for every architecture and seed.
+    #[arg(long, default_value_t = 0)]
+    data_seed: u64,
+    #[arg(long)]
+    train_subset: Option<usize>,
+    #[arg(long, default_value_t = 4)]
+    epochs: usize,
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    #[arg(long, default_value = "adamw")]
+    optimizer: String,
+    #[arg(long, default_value_t = 3e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 0.05)]
+    weight_decay: f64,
+    #[arg(long, default_value = "cosine")]
+    schedule: String,
+    #[arg(long, default_value_t = 0.5)]
+    warmup_epochs: f64,
+    /// Plain cross-entropy by default.
+    #[arg(long, default_value_t = 0.0)]
+    label_smoothing: f64,
+    /// Distil from --teacher's logits (off: truth is plain cross-entropy).
+    #[arg(long)]
+    kd: bool,
+    #[arg(long, default_value_t = 4.0)]
+    kd_t: f64,
+    #[arg(long, default_value_t = 0.5)]
+    kd_alpha: f64,
+}
+
+impl RecipeArgs {
+    fn recipe(&self) -> Recipe {
+        Recipe {
+            data: self.data.clone(),
+            held_out: self.held_out,
+            data_seed: self.data_seed,
+            train_subset: self.train_subset,
+            epochs: self.epochs,
+            batch: self.batch,
+            optimizer: self.optimizer.clone(),
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            schedule: self.schedule.clone(),
+            warmup_epochs: self.warmup_epochs,
+            label_smoothing: self.label_smoothing,
+            kd: self.kd.then_some(KdRecipe { temperature: self.kd_t, alpha: self.kd_alpha }),
+        }
+    }
+}
+
+/// Where and how the retrainings run.
+#[derive(Args, Clone)]
+pub struct RunnerArgs {
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// libtorch threads per process (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// This process trains the runs at positions i (mod n) of the schedule: `--shard 0/2` and
+    /// `--shard 1/2` as two processes (one per GPU, or two on one) share the directory.
+    #[arg(long, default_value = "0/1", value_parser = parse_shard)]
+    shard: (usize, usize),
+    #[arg(long, default_value_t = 200)]
+    ckpt_every: usize,
+    /// Plan only: write the plan and print it, train nothing.
+    #[arg(long)]
+    plan_only: bool,
+}
+
+fn parse_shard(s: &str) -> std::result::Result<(usize, usize), String> {
+    let (i, n) = s.split_once('/').ok_or_else(|| format!("'{s}' is not i/n (e.g. 0/2)"))?;
+    let i: usize = i.parse().map_err(|_| format!("'{s}': shard index is not a number"))?;
+    let n: usize = n.parse().map_err(|_| format!("'{s}': shard count is not a number"))?;
+    if n == 0 || i >= n {
+        return Err(format!("'{s}': need 0 ≤ i < n"));
+    }
+    Ok((i, n))
+}
+
+#[derive(Args)]
+pub struct TruthArgs {
+    #[arg(long)]
+    space: PathBuf,
+    #[arg(long)]
+    teacher: PathBuf,
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Architectures in the truth set.
+    #[arg(long, default_value_t = 24)]
+    archs: usize,
+    /// How many of them are retrained with a second seed (the noise floor).
+    #[arg(long, default_value_t = 6)]
+    repeat: usize,
+    /// Sampling seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Training seed of every architecture (the repeats also use seed + 1).
+    #[arg(long, default_value_t = 0)]
+    train_seed: u64,
+    /// MACs budgets whose boundaries get an architecture on each side (e.g. 7.07M).
+    #[arg(long, value_parser = parse_count, value_delimiter = ',')]
+    near_macs: Vec<u64>,
+    /// Budget files whose max_macs count as --near-macs.
+    #[arg(long)]
+    near_budget: Vec<PathBuf>,
+    /// Random op assignments per cell combination in the sampling pool.
+    #[arg(long, default_value_t = 64)]
+    pool_per_cells: usize,
+    #[command(flatten)]
+    recipe: RecipeArgs,
+    #[command(flatten)]
+    runner: RunnerArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+/// The shared trainer as a [`Retrainer`]: `dnas retrain`'s loop without the ORT/tract pass.
+struct ClassifierRetrainer {
+    runner: RunnerArgs,
+    teacher: Option<PathBuf>,
+}
+
+impl Retrainer for ClassifierRetrainer {
+    fn retrain(&mut self, arch: &Arch, seed: u64, dir: &Path, r: &Recipe) -> Result<Trained> {
+        let data = DataArgs { data: r.data.clone(), held_out: r.held_out, size: None, channels: None, workers: self.runner.workers };
+        let train = TrainArgs {
+            epochs: r.epochs,
+            batch: r.batch,
+            optimizer: r.optimizer.clone(),
+            lr: r.lr,
+            weight_decay: r.weight_decay,
+            schedule: r.schedule.clone(),
+            warmup_epochs: r.warmup_epochs,
+            label_smoothing: r.label_smoothing,
+            ema: None,
+            clip: None,
+            ckpt_every: self.runner.ckpt_every,
+            log_every: 20,
+            max_steps: None,
+            train_subset: r.train_subset,
+            seed,
+            device: self.runner.device.clone(),
+            threads: self.runner.threads,
+            resume: dir.join("ckpt").exists(),
+        };
+        let kd = match (&r.kd, &self.teacher) {
+            (Some(k), Some(t)) => {
+                Some(Distill { teacher: load_teacher(t, arch, &self.runner.device)?, temperature: k.temperature, alpha: k.alpha })
+            }
+            (Some(_), None) => bail!("the recipe distils but no teacher was given"),
+            (None, _) => None,
+        };
+        let result = fit_classifier(ClassifierJob {
+            command: "study",
+            what: "truth",
+            source: Path::new(&arch.name),
+            graph: build_child(arch, seed)?,
+            input: arch.input,
+            classes: arch.classes,
+            record: serde_json::json!({"arch": arch, "kd": r.kd}),
+            output: dir,
+            data: &data,
+            train: &train,
+            data_seed: r.data_seed,
+            kd,
+            no_validate: true,
+            json: false,
+        })?;
+        let t = &result["train"];
+        let held = t["epoch_reports"].as_array().and_then(|v| v.last()).and_then(|e| e["held_out_top1"].as_f64());
+        Ok(Trained {
+            test_top1: result["test_top1_tch"].as_f64().context("no test top-1 in the result")?,
+            held_out_top1: held,
+            steps: t["steps"].as_u64().unwrap_or(0) as usize,
+            seconds: t["seconds"].as_f64().unwrap_or(0.0),
+        })
+    }
+    fn device(&self) -> String {
+        self.runner.device.clone()
+    }
+    fn threads(&self) -> usize {
+        if self.runner.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            self.runner.threads
+        }
+    }
+}
+
+fn entries(
+    study: &StudyDir,
+    resolved: &crate::space::Resolved,
+    sampled: &[Sampled],
+    seeds: &dyn Fn(usize) -> Vec<u64>,
+    prefix: &str,
+) -> Result<Vec<PlanEntry>> {
+    sampled
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            Ok(PlanEntry {
+                key: s.key.clone(),
+                why: s.why.clone(),
+                params: s.params,
+                macs: s.macs,
+                seeds: seeds(i),
+                arch: resolved.arch(&s.point, &format!("{prefix}{i:02}"), &study.record.teacher_sha256)?,
+            })
+        })
+        .collect()
+}
+
+fn print_noise(t: &Truth) {
+    let n = &t.noise;
+    let pct = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{:.2} pt", 100.0 * v));
+    let num = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:+.3}"));
+    println!("truth: {}/{} runs finished; {} architectures with a value", t.finished_runs, t.planned_runs, t.finished().count());
+    println!(
+        "noise floor: {} pairs, seed-to-seed std {}, spread (max − min) {}, std between {}, std/spread {}; τ between seeds {} (ρ {})",
+        n.pairs,
+        pct(n.seed_std),
+        pct(n.spread),
+        pct(n.std_between),
+        n.noise_to_spread.map_or("—".into(), |v| format!("{v:.2}")),
+        num(n.tau_seeds),
+        num(n.rho_seeds)
+    );
+}
+
+fn open_space(space: &Path, teacher: &Path) -> Result<(crate::space::Resolved, String)> {
+    let s = SearchSpace::load(space)?;
+    let bytes = std::fs::read(teacher).with_context(|| format!("cannot read teacher '{}'", teacher.display()))?;
+    let g = crate::onnx::read_model(&bytes).with_context(|| format!("'{}'", teacher.display()))?;
+    let r = resolve_with_teacher(&s, &g).with_context(|| format!("space '{}' on teacher '{}'", space.display(), teacher.display()))?;
+    Ok((r, sha256_hex(&bytes)))
+}
+
+pub fn truth_cmd(a: TruthArgs) -> Result<Outcome> {
+    if a.repeat > a.archs {
+        bail!("--repeat {} is more than --archs {}", a.repeat, a.archs);
+    }
+    let (resolved, sha) = open_space(&a.space, &a.teacher)?;
+    let recipe = a.recipe.recipe();
+    let study = StudyDir::create(
+        &a.output,
+        StudyRecord {
+            format: "dnas.study".into(),
+            version: 1,
+            space: format!("{}@{}", resolved.space.name, resolved.space.version),
+            teacher_sha256: sha,
+            recipe,
+        },
+    )?;
+    let mut near = a.near_macs.clone();
+    for b in &a.near_budget {
+        let budget = crate::validate::budget::Budget::load(b)?;
+        near.extend(budget.max_macs);
+    }
+    near.sort();
+    near.dedup();
+    let sampling = TruthSampling { archs: a.archs, seed: a.seed, near_macs: near.clone(), pool_per_cells: a.pool_per_cells };
+    let mut cost = PointCost::new(&resolved)?;
+    let sampled = truth_sample(&resolved, &mut cost, &sampling)?;
+    let (s0, s1, k) = (a.train_seed, a.train_seed + 1, a.repeat);
+    let plan = entries(&study, &resolved, &sampled, &|i| if i < k { vec![s0, s1] } else { vec![s0] }, "truth_")?;
+    let header = serde_json::json!({
+        "format": "dnas.study.plan", "kind": "truth",
+        "settings": {"archs": a.archs, "repeat": a.repeat, "seed": a.seed, "train_seed": a.train_seed, "near_macs": near, "pool_per_cells": a.pool_per_cells},
+    });
+    let plan = study.create_or_open_plan("truth", header, plan)?;
+    let macs: Vec<u64> = plan.iter().map(|e| e.macs).collect();
+    println!(
+        "truth plan: {} architectures ({} with two seeds), MACs {}..{}, {} runs; recipe {}",
+        plan.len(),
+        k,
+        macs.iter().min().unwrap_or(&0),
+        macs.iter().max().unwrap_or(&0),
+        plan.iter().map(|e| e.seeds.len()).sum::<usize>(),
+        serde_json::to_string(&study.record.recipe)?
+    );
+    if a.runner.plan_only {
+        for e in &plan {
+            println!("  {:>9} MACs {:>7} params  seeds {:?}  {}  ({})", e.macs, e.params, e.seeds, e.key, e.why);
+        }
+        return Ok(Outcome::Ok);
+    }
+    let mut trainer = ClassifierRetrainer { runner: a.runner.clone(), teacher: Some(a.teacher.clone()) };
+    let sched = schedule(&plan);
+    let stats = study.run_schedule(&sched, a.runner.shard, &mut trainer, &mut |s| Truth::load(s, "truth")?.write_snapshot(s))?;
+    let t = Truth::load(&study, "truth")?;
+    t.write_snapshot(&study)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&t)?);
+    } else {
+        println!("trained {} runs this time, {} already finished", stats.trained, stats.reused);
+        print_noise(&t);
+        println!("written: {}", study.root.join("truth.json").display());
+    }
+    Ok(Outcome::Ok)
+}
+
+#[derive(Args)]
+pub struct RankArgs {
+    /// Study directory (dnas study truth -o DIR).
+    #[arg(long)]
+    truth: PathBuf,
+    /// Search run whose rankings predict (dnas train + evaluate).
+    #[arg(long)]
+    run: PathBuf,
+    /// DNA block metric: score (mean|Y−Ŷ|/std, the default of select), mse, mse-var, cell-z, or all.
+    #[arg(long, default_value = "all")]
+    metric: String,
+    /// Name of the report (default: the run directory's name).
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long)]
+    json: bool,
+}
+
+fn run_name(run: &Path, name: &Option<String>) -> String {
+    name.clone().unwrap_or_else(|| run.file_name().and_then(|s| s.to_str()).unwrap_or("run").to_string())
+}
+
+pub fn rank_cmd(a: RankArgs) -> Result<Outcome> {
+    let study = StudyDir::open(&a.truth)?;
+    let truth = Truth::load(&study, "truth")?;
+    let run = RunDir::open(&a.run)?;
+    if run.record.space != study.record.space {
+        bail!("the run searched space {} but the truth set is of {}", run.record.space, study.record.space);
+    }
+    let metrics: Vec<DnaMetric> = if a.metric == "all" { DnaMetric::ALL.to_vec() } else { vec![DnaMetric::parse(&a.metric)?] };
+    let name = run_name(&a.run, &a.name);
+    let mut reports = Vec::new();
+    for m in metrics {
+        let p = DnaPredictor::from_run("dna", &run, m)?;
+        let r = rank(&truth, &p, &a.run.display().to_string(), a.seed)?;
+        let file = study.root.join("rank").join(format!("{name}.{}.json", m.label()));
+        write_atomic(&file, serde_json::to_string_pretty(&r)?.as_bytes())?;
+        reports.push(r);
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+        return Ok(Outcome::Ok);
+    }
+    print_noise(&truth);
+    println!("{:<16} {:>4} {:>24} {:>24} {:>24}", "predictor", "n", "Kendall τ [95%]", "Spearman ρ [95%]", "prec. top 1/4 [95%]");
+    for r in &reports {
+        println!(
+            "{:<16} {:>4} {:>24} {:>24} {:>24}",
+            r.predictor,
+            r.archs,
+            r.kendall_tau.to_string(),
+            r.spearman_rho.to_string(),
+            r.precision_top_quarter.to_string()
+        );
+    }
+    if let Some(m) = reports.first().and_then(|r| r.macs_tau) {
+        println!("{:<16} {:>4} {:>24}", "MACs (baseline)", reports[0].archs, format!("{m:+.3}"));
+    }
+    println!("reports written to {}", study.root.join("rank").display());
+    Ok(Outcome::Ok)
+}
+
+#[derive(Args)]
+pub struct PickArgs {
+    /// Study directory whose recipe retrains the pick and the random architectures.
+    #[arg(long)]
+    truth: PathBuf,
+    /// Search run (rankings) the pick is selected from.
+    #[arg(long)]
+    run: PathBuf,
+    /// Budget file (its max_macs / max_params constrain both the pick and the random ones).
+    #[arg(long)]
+    budget: Option<PathBuf>,
+    #[arg(long, value_parser = parse_count)]
+    max_macs: Option<u64>,
+    #[arg(long, value_parser = parse_count)]
+    max_params: Option<u64>,
+    /// Random architectures within the budget.
+    #[arg(long, default_value_t = 10)]
+    random: usize,
+    /// Seed of the random draws (the same seed and budget give the same ones for every run).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Training seed.
+    #[arg(long, default_value_t = 0)]
+    train_seed: u64,
+    /// Name of the comparison (default: the run directory's name).
+    #[arg(long)]
+    name: Option<String>,
+    #[command(flatten)]
+    runner: RunnerArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn pick_cmd(a: PickArgs) -> Result<Outcome> {
+    let study = StudyDir::open(&a.truth)?;
+    let run = RunDir::open(&a.run)?;
+    if run.record.space != study.record.space {
+        bail!("the run searched space {} but the study is of {}", run.record.space, study.record.space);
+    }
+    let (mut max_macs, mut max_params) = (a.max_macs, a.max_params);
+    if let Some(b) = &a.budget {
+        let budget = crate::validate::budget::Budget::load(b)?;
+        max_macs = max_macs.or(budget.max_macs);
+        max_params = max_params.or(budget.max_params);
+    }
+    if max_macs.is_none() && max_params.is_none() {
+        bail!("give --budget, --max-macs or --max-params: the pick and the random architectures share that budget");
+    }
+    let teacher = run.root.join("teacher.onnx");
+    let (resolved, _) = open_space(&run.root.join("space.json"), &teacher)?;
+    let choice = choose(&run, SelectBudget { max_macs, max_params, ..Default::default() }, None, 1)?;
+    let picked = choice.archs.into_iter().next().context("no architecture fits the budget")?;
+    let mut cost = PointCost::new(&resolved)?;
+    let random = random_within(&resolved, &mut cost, a.random, a.seed, max_macs, max_params)?;
+    let name = run_name(&a.run, &a.name);
+    let seeds = vec![a.train_seed];
+    let mut plan = vec![PlanEntry {
+        key: arch_key(&picked),
+        why: format!("pick of {}", a.run.display()),
+        params: picked.predicted.params,
+        macs: picked.predicted.macs,
+        seeds: seeds.clone(),
+        arch: picked,
+    }];
+    plan.extend(entries(&study, &resolved, &random, &|_| seeds.clone(), "random_")?);
+    let budget_json = serde_json::json!({"max_macs": max_macs, "max_params": max_params});
+    let header = serde_json::json!({"format": "dnas.study.plan", "kind": "pick", "source": a.run, "budget": budget_json,
+        "settings": {"random": a.random, "seed": a.seed, "train_seed": a.train_seed}});
+    let plan = study.create_or_open_plan(&format!("pick-{name}"), header, plan)?;
+    println!("pick {} ({} MACs) vs {} random architectures within {budget_json}", plan[0].key, plan[0].macs, a.random);
+    if !a.runner.plan_only {
+        let mut trainer = ClassifierRetrainer { runner: a.runner.clone(), teacher: Some(teacher) };
+        let sched = schedule(&plan);
+        study.run_schedule(&sched, a.runner.shard, &mut trainer, &mut |_| Ok(()))?;
+    } else {
+        return Ok(Outcome::Ok);
+    }
+    let r = pick_report(&study, &name, &a.run.display().to_string(), budget_json)?;
+    write_atomic(&study.root.join("pick").join(format!("{name}.json")), serde_json::to_string_pretty(&r)?.as_bytes())?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!("pick      {:.2}%  {}", 100.0 * r.pick.top1, r.pick.key);
+        println!("random    mean {:.2}%  best {:.2}%  ({} architectures)", 100.0 * r.random_mean, 100.0 * r.random_best, r.random.len());
+        println!("the pick beats {} of {} random architectures (percentile {:.0}%)", r.beats, r.random.len(), 100.0 * r.percentile);
+    }
+    Ok(Outcome::Ok)
+}

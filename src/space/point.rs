@@ -1,0 +1,181 @@
+//! One point of a resolved space — per block, the cell (depth/width) and the op of each of its
+//! layers — and what every consumer needs of it: the architecture JSON, a stable key, its
+//! exact params/MACs (the same per-layer counts selection adds up) and uniform random draws.
+//!
+//! The key is the blocks' candidate ids (`c1:ir_k3_e6-ir_k5_e3`, as in `eval/block-<i>.json`)
+//! joined by `" | "`; [`arch_key`] reads the same key back from an [`Arch`], so a selected
+//! architecture, a truth architecture and a ranking entry can be matched by string.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Result};
+
+use super::arch::{fixed_cost, layer_cost, Arch, ArchBlock, Predicted};
+use super::{Resolved, ResolvedBlock};
+use crate::util::Rng;
+
+/// Per block: (cell index, op index of every layer of that cell).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Point {
+    pub blocks: Vec<(usize, Vec<usize>)>,
+}
+
+impl ResolvedBlock {
+    /// The block of an architecture that takes `path` through `cell`.
+    pub fn arch_block(&self, bs: &super::BlockSpace, cell: usize, path: &[usize], score: f64) -> ArchBlock {
+        let c = &self.cells[cell];
+        ArchBlock {
+            name: bs.name.clone(),
+            out: bs.out,
+            stride: bs.stride,
+            width: c.width,
+            layers: c.path_ops(path),
+            candidate: c.path_id(path),
+            score,
+        }
+    }
+}
+
+impl Resolved {
+    /// A point drawn uniformly: the cell of each block uniformly, then every layer's op.
+    pub fn random_point(&self, rng: &mut Rng) -> Point {
+        let blocks = self
+            .blocks
+            .iter()
+            .map(|b| {
+                let cell = rng.below(b.cells.len());
+                let path = b.cells[cell].layers.iter().map(|l| rng.below(l.ops.len())).collect();
+                (cell, path)
+            })
+            .collect();
+        Point { blocks }
+    }
+
+    /// The point with `cells` fixed and each layer's op drawn uniformly.
+    pub fn random_point_in(&self, cells: &[usize], rng: &mut Rng) -> Point {
+        let blocks = self
+            .blocks
+            .iter()
+            .zip(cells)
+            .map(|(b, &cell)| (cell, b.cells[cell].layers.iter().map(|l| rng.below(l.ops.len())).collect()))
+            .collect();
+        Point { blocks }
+    }
+
+    pub fn key(&self, p: &Point) -> String {
+        let ids: Vec<String> = self.blocks.iter().zip(&p.blocks).map(|(b, (c, path))| b.cells[*c].path_id(path)).collect();
+        ids.join(" | ")
+    }
+
+    /// The architecture JSON of `p` (what `dnas retrain` and `dnas export` read).
+    pub fn arch(&self, p: &Point, name: &str, teacher_sha256: &str) -> Result<Arch> {
+        if p.blocks.len() != self.blocks.len() {
+            bail!("a point of {} blocks for a space of {}", p.blocks.len(), self.blocks.len());
+        }
+        let s = &self.space;
+        let blocks =
+            self.blocks.iter().zip(&s.blocks).zip(&p.blocks).map(|((rb, bs), (c, path))| rb.arch_block(bs, *c, path, 0.0)).collect();
+        let arch = Arch {
+            format: "dnas.arch".into(),
+            version: 1,
+            name: name.into(),
+            space: format!("{}@{}", s.name, s.version),
+            teacher_sha256: teacher_sha256.into(),
+            input: s.input,
+            classes: s.classes,
+            se: s.se,
+            stem: s.stem.clone(),
+            blocks,
+            head: s.head.clone(),
+            predicted: Predicted::default(),
+            budget: serde_json::json!({}),
+        };
+        arch.validate()?;
+        Ok(arch)
+    }
+
+    /// Every cell combination (one cell index per block), first block most significant.
+    pub fn cell_combinations(&self) -> Vec<Vec<usize>> {
+        let mut out = vec![vec![]];
+        for b in &self.blocks {
+            out = out.into_iter().flat_map(|pre| (0..b.cells.len()).map(move |c| [pre.clone(), vec![c]].concat())).collect();
+        }
+        out
+    }
+}
+
+/// The key of an architecture: its blocks' candidate ids (or, for a file without them, the
+/// width and ops of each block).
+pub fn arch_key(arch: &Arch) -> String {
+    let ids: Vec<String> = arch
+        .blocks
+        .iter()
+        .map(|b| {
+            if b.candidate.is_empty() {
+                let ops: Vec<String> = b.layers.iter().map(|o| o.to_string()).collect();
+                format!("w{}:{}", b.width, ops.join("-"))
+            } else {
+                b.candidate.clone()
+            }
+        })
+        .collect();
+    ids.join(" | ")
+}
+
+/// Exact params and MACs of points of one space, BatchNorm folded as exported: the fixed part
+/// (stem, head, classifier) plus each layer's count, cached per layer shape.
+pub struct PointCost {
+    fixed: (u64, u64),
+    cache: HashMap<String, (u64, u64)>,
+}
+
+impl PointCost {
+    pub fn new(r: &Resolved) -> Result<PointCost> {
+        let s = &r.space;
+        Ok(PointCost { fixed: fixed_cost(&s.stem, &s.head, s.input, s.head_in(), s.classes, s.se)?, cache: HashMap::new() })
+    }
+
+    /// (params, MACs) of op `o` of one layer of the child.
+    pub fn layer(&mut self, r: &Resolved, slot: &super::LayerSlot, o: usize) -> Result<(u64, u64)> {
+        layer_cost(slot.ops[o], &slot.child, r.space.se, &mut self.cache)
+    }
+
+    /// (params, MACs) of the child of `p`.
+    pub fn cost(&mut self, r: &Resolved, p: &Point) -> Result<(u64, u64)> {
+        let (mut params, mut macs) = self.fixed;
+        for (b, (c, path)) in r.blocks.iter().zip(&p.blocks) {
+            for (slot, &o) in b.cells[*c].layers.iter().zip(path) {
+                let (lp, lm) = self.layer(r, slot, o)?;
+                params += lp;
+                macs += lm;
+            }
+        }
+        Ok((params, macs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::space::arch::{build_child, graph_cost};
+    use crate::space::{resolve_standalone, SearchSpace};
+
+    #[test]
+    fn point_cost_equals_the_built_child_and_keys_round_trip() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/models/spaces/fmnist_small.json")).unwrap();
+        let r = resolve_standalone(&SearchSpace::parse(&text).unwrap()).unwrap();
+        assert_eq!(r.cell_combinations().len(), 2 * 3 * 3 * 2);
+        let mut cost = PointCost::new(&r).unwrap();
+        let mut rng = Rng::new(3);
+        for i in 0..3 {
+            let p = r.random_point(&mut rng);
+            let arch = r.arch(&p, &format!("p{i}"), "").unwrap();
+            assert_eq!(arch_key(&arch), r.key(&p));
+            // The JSON round trip keeps the architecture.
+            let back = Arch::parse(&serde_json::to_string(&arch).unwrap()).unwrap();
+            assert_eq!(back, arch);
+            let built = graph_cost(&build_child(&arch, 0).unwrap()).unwrap();
+            assert_eq!(cost.cost(&r, &p).unwrap(), built, "{}", r.key(&p));
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Rank agreement between a predictor and the truth: Kendall τ-b, Spearman ρ (average ranks for
+//! ties), precision of the top fraction, and percentile bootstrap intervals for each.
+//!
+//! Conventions: both slices are "higher is better"; `x[i]` and `y[i]` belong to the same
+//! architecture. A metric that is undefined (fewer than two items, or one side all tied) is
+//! `None`, never a made-up 0.
+
+use crate::util::Rng;
+
+/// Kendall's τ-b: (concordant − discordant) / √((n₀ − n₁)(n₀ − n₂)), where n₀ = n(n−1)/2 and
+/// n₁, n₂ count the pairs tied in `x` and in `y`. A pair tied on either side is neither
+/// concordant nor discordant.
+pub fn kendall_tau_b(x: &[f64], y: &[f64]) -> Option<f64> {
+    let n = x.len().min(y.len());
+    if n < 2 {
+        return None;
+    }
+    let (mut conc, mut disc, mut tie_x, mut tie_y) = (0i64, 0i64, 0i64, 0i64);
+    for i in 0..n {
+        for j in i + 1..n {
+            let dx = x[i] - x[j];
+            let dy = y[i] - y[j];
+            if dx == 0.0 {
+                tie_x += 1;
+            }
+            if dy == 0.0 {
+                tie_y += 1;
+            }
+            if dx != 0.0 && dy != 0.0 {
+                if (dx > 0.0) == (dy > 0.0) {
+                    conc += 1;
+                } else {
+                    disc += 1;
+                }
+            }
+        }
+    }
+    let n0 = (n * (n - 1) / 2) as i64;
+    let denom = (((n0 - tie_x) * (n0 - tie_y)) as f64).sqrt();
+    (denom > 0.0).then(|| (conc - disc) as f64 / denom)
+}
+
+/// Ranks 1..=n, tied values sharing the mean of their positions (1-based).
+pub fn average_ranks(v: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut ranks = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+            j += 1;
+        }
+        let r = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &idx[i..=j] {
+            ranks[k] = r;
+        }
+        i = j + 1;
+    }
+    ranks
+}
+
+/// Pearson correlation; `None` when either side has no variance.
+pub fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
+    let n = x.len().min(y.len());
+    if n < 2 {
+        return None;
+    }
+    let mx = x[..n].iter().sum::<f64>() / n as f64;
+    let my = y[..n].iter().sum::<f64>() / n as f64;
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for i in 0..n {
+        let (a, b) = (x[i] - mx, y[i] - my);
+        sxy += a * b;
+        sxx += a * a;
+        syy += b * b;
+    }
+    (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
+}
+
+/// Spearman's ρ: Pearson correlation of the average ranks.
+pub fn spearman_rho(x: &[f64], y: &[f64]) -> Option<f64> {
+    let n = x.len().min(y.len());
+    pearson(&average_ranks(&x[..n]), &average_ranks(&y[..n]))
+}
+
+/// Indices of the `k` largest values; ties at the boundary go to the lower index, so the
+/// result is deterministic.
+fn top_k(v: &[f64], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[b].total_cmp(&v[a]).then(a.cmp(&b)));
+    idx.truncate(k);
+    idx
+}
+
+/// Of the true top ⌈fraction·n⌉ items, the share the predictor also puts in its top
+/// ⌈fraction·n⌉.
+pub fn precision_at_top(pred: &[f64], truth: &[f64], fraction: f64) -> Option<f64> {
+    let n = pred.len().min(truth.len());
+    if n == 0 || !(fraction > 0.0 && fraction <= 1.0) {
+        return None;
+    }
+    let k = ((fraction * n as f64).ceil() as usize).clamp(1, n);
+    let p = top_k(&pred[..n], k);
+    let t = top_k(&truth[..n], k);
+    Some(p.iter().filter(|i| t.contains(i)).count() as f64 / k as f64)
+}
+
+/// A point estimate with its percentile bootstrap interval.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Estimate {
+    pub value: f64,
+    pub lo: f64,
+    pub hi: f64,
+    /// Resamples the metric was defined on (the rest drew only ties).
+    pub resamples: usize,
+}
+
+impl std::fmt::Display for Estimate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:+.3} [{:+.3}, {:+.3}]", self.value, self.lo, self.hi)
+    }
+}
+
+/// Nearest-rank percentile of sorted values (`q` in [0, 1]).
+pub fn percentile_sorted(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = (q * (sorted.len() - 1) as f64).round() as usize;
+    sorted[pos.min(sorted.len() - 1)]
+}
+
+/// `metric` on the data and a 95% percentile interval over `resamples` bootstrap resamples of
+/// the items (pairs drawn with replacement), seeded. `None` when the metric is undefined on the
+/// data itself.
+pub fn bootstrap(pred: &[f64], truth: &[f64], metric: fn(&[f64], &[f64]) -> Option<f64>, resamples: usize, seed: u64) -> Option<Estimate> {
+    let value = metric(pred, truth)?;
+    let n = pred.len().min(truth.len());
+    let mut rng = Rng::stream(seed, 0xB007, 0);
+    let mut vals = Vec::with_capacity(resamples);
+    let (mut p, mut t) = (vec![0.0; n], vec![0.0; n]);
+    for _ in 0..resamples {
+        for k in 0..n {
+            let i = rng.below(n);
+            p[k] = pred[i];
+            t[k] = truth[i];
+        }
+        if let Some(v) = metric(&p, &t) {
+            vals.push(v);
+        }
+    }
+    vals.sort_by(f64::total_cmp);
+    let (lo, hi) = if vals.is_empty() { (value, value) } else { (percentile_sorted(&vals, 0.025), percentile_sorted(&vals, 0.975)) };
+    Some(Estimate { value, lo, hi, resamples: vals.len() })
+}
+
+/// Precision of the top quarter, as a metric function for [`bootstrap`].
+pub fn precision_top_quarter(pred: &[f64], truth: &[f64]) -> Option<f64> {
+    precision_at_top(pred, truth, 0.25)
+}
+
+/// Where `value` stands among `others`: the share of them it beats, ties counting half
+/// (0 = worst, 1 = better than every one).
+pub fn percentile_among(value: f64, others: &[f64]) -> Option<f64> {
+    if others.is_empty() {
+        return None;
+    }
+    let score: f64 = others
+        .iter()
+        .map(|&o| {
+            if value > o {
+                1.0
+            } else if value == o {
+                0.5
+            } else {
+                0.0
+            }
+        })
+        .sum();
+    Some(score / others.len() as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-12
+    }
+
+    #[test]
+    fn kendall_by_hand() {
+        // Perfect agreement and reversal.
+        assert!(close(kendall_tau_b(&[1., 2., 3., 4.], &[10., 20., 30., 40.]).unwrap(), 1.0));
+        assert!(close(kendall_tau_b(&[1., 2., 3., 4.], &[4., 3., 2., 1.]).unwrap(), -1.0));
+        // x = 1 2 3 4, y = 1 3 2 4: pairs (2,3) discordant, 5 concordant → (5−1)/6.
+        assert!(close(kendall_tau_b(&[1., 2., 3., 4.], &[1., 3., 2., 4.]).unwrap(), 4.0 / 6.0));
+        // Ties: x = 1 1 2 3, y = 1 2 3 3. n0 = 6, tied in x: (0,1) → n1 = 1; tied in y: (2,3) → n2 = 1.
+        // Pairs: (0,1) x-tie; (0,2) c; (0,3) c; (1,2) c; (1,3) c; (2,3) y-tie → C = 4, D = 0.
+        // τ-b = 4 / √(5·5) = 0.8.
+        assert!(close(kendall_tau_b(&[1., 1., 2., 3.], &[1., 2., 3., 3.]).unwrap(), 0.8));
+        // Ties on both sides of one pair: x = 1 1 2, y = 5 5 6 → C = 2, n1 = n2 = 1 → 2/√(2·2) = 1.
+        assert!(close(kendall_tau_b(&[1., 1., 2.], &[5., 5., 6.]).unwrap(), 1.0));
+        // Undefined cases.
+        assert_eq!(kendall_tau_b(&[1.], &[2.]), None);
+        assert_eq!(kendall_tau_b(&[3., 3., 3.], &[1., 2., 3.]), None);
+    }
+
+    #[test]
+    fn spearman_by_hand() {
+        assert_eq!(average_ranks(&[10., 30., 20., 30.]), vec![1.0, 3.5, 2.0, 3.5]);
+        // x = 1 2 3 4 5, y = 2 1 4 3 5: d² = 1+1+1+1+0 = 4 → 1 − 6·4/(5·24) = 0.8 (no ties).
+        assert!(close(spearman_rho(&[1., 2., 3., 4., 5.], &[2., 1., 4., 3., 5.]).unwrap(), 0.8));
+        // Ties: x ranks 1 2 3 4, y = 1 2 2 3 → ranks 1 2.5 2.5 4; Pearson of the ranks by hand:
+        // mean 2.5 both; Σab = 2.25 + 0 + 0 + 2.25 = 4.5; Σa² = 5; Σb² = 2.25+0+0+2.25 = 4.5 → 4.5/√22.5.
+        assert!(close(spearman_rho(&[1., 2., 3., 4.], &[1., 2., 2., 3.]).unwrap(), 4.5 / 22.5f64.sqrt()));
+        assert_eq!(spearman_rho(&[1., 1.], &[1., 2.]), None);
+    }
+
+    #[test]
+    fn precision_and_percentile() {
+        // n = 8 → k = 2. Truth top-2: items 7, 6; predictor's top-2: 7, 0 → 1/2.
+        let truth = [0., 1., 2., 3., 4., 5., 6., 7.];
+        let pred = [9., 1., 2., 3., 4., 5., 6., 10.];
+        assert!(close(precision_at_top(&pred, &truth, 0.25).unwrap(), 0.5));
+        assert!(close(precision_at_top(&truth, &truth, 0.25).unwrap(), 1.0));
+        // n = 5 → k = ⌈1.25⌉ = 2.
+        assert!(close(precision_at_top(&[5., 4., 3., 2., 1.], &[1., 2., 3., 4., 5.], 0.25).unwrap(), 0.0));
+        assert!(close(percentile_among(5.0, &[1., 2., 5., 9.]).unwrap(), 0.625));
+        assert_eq!(percentile_among(1.0, &[]), None);
+    }
+
+    #[test]
+    fn bootstrap_is_seeded_and_brackets_the_value() {
+        let x: Vec<f64> = (0..30).map(|i| i as f64).collect();
+        let y: Vec<f64> = (0..30).map(|i| i as f64 + if i % 3 == 0 { 5.0 } else { 0.0 }).collect();
+        let a = bootstrap(&x, &y, kendall_tau_b, 500, 7).unwrap();
+        let b = bootstrap(&x, &y, kendall_tau_b, 500, 7).unwrap();
+        assert_eq!(a, b);
+        assert!(a.lo <= a.value && a.value <= a.hi, "{a}");
+        assert!(a.hi - a.lo > 0.0 && a.hi <= 1.0);
+        // Perfect agreement: every resample gives 1 (or is undefined), so the interval is [1, 1].
+        let p = bootstrap(&x, &x, kendall_tau_b, 200, 1).unwrap();
+        assert!(close(p.lo, 1.0) && close(p.hi, 1.0));
+    }
+}

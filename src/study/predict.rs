@@ -1,0 +1,130 @@
+//! The one interface every search strategy plugs into `dnas study`: a predicted quality for any
+//! architecture of the space (higher is better). DNA's predictor reads a search run's rankings
+//! (`eval/block-<i>.json`) and sums the chosen candidates' block scores, in one of several
+//! metrics that cost no extra evaluation pass.
+
+use std::collections::HashMap;
+
+use anyhow::{anyhow, bail, Result};
+
+use crate::search::choose::load_rankings;
+use crate::search::evaluate::BlockRanking;
+use crate::search::run::RunDir;
+use crate::space::arch::Arch;
+
+pub trait Predictor {
+    /// A short label for tables and charts (`dna`, `dna:mse`).
+    fn name(&self) -> String;
+    /// Predicted quality of `arch`: higher is better.
+    fn predict(&self, arch: &Arch) -> Result<f64>;
+}
+
+/// How DNA's per-candidate numbers become a block score (summed over blocks, lower is better).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DnaMetric {
+    /// mean|Y−Ŷ| / std(Y) — DNA's ranking metric (what `dnas select` uses).
+    Score,
+    /// Plain MSE against the teacher's feature map.
+    Mse,
+    /// MSE / var(Y): every block on the same scale.
+    MseVar,
+    /// The score standardised within its cell (z-score over the cell's candidates): compares
+    /// ops inside a depth, and leaves depth to the cell's mean.
+    CellZ,
+}
+
+impl DnaMetric {
+    pub fn parse(s: &str) -> Result<DnaMetric> {
+        Ok(match s {
+            "score" => DnaMetric::Score,
+            "mse" => DnaMetric::Mse,
+            "mse-var" => DnaMetric::MseVar,
+            "cell-z" => DnaMetric::CellZ,
+            other => bail!("unknown DNA metric '{other}' (score, mse, mse-var, cell-z)"),
+        })
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            DnaMetric::Score => "score",
+            DnaMetric::Mse => "mse",
+            DnaMetric::MseVar => "mse-var",
+            DnaMetric::CellZ => "cell-z",
+        }
+    }
+    pub const ALL: [DnaMetric; 4] = [DnaMetric::Score, DnaMetric::Mse, DnaMetric::MseVar, DnaMetric::CellZ];
+}
+
+pub struct DnaPredictor {
+    pub label: String,
+    pub metric: DnaMetric,
+    /// Per block: candidate id → block loss under `metric`.
+    blocks: Vec<(String, HashMap<String, f64>)>,
+}
+
+impl DnaPredictor {
+    pub fn from_rankings(label: &str, rankings: &[BlockRanking], metric: DnaMetric) -> DnaPredictor {
+        let blocks = rankings
+            .iter()
+            .map(|r| {
+                let mut m: HashMap<String, f64> = HashMap::new();
+                for c in &r.candidates {
+                    let v = match metric {
+                        DnaMetric::Score | DnaMetric::CellZ => c.score,
+                        DnaMetric::Mse => c.mse,
+                        DnaMetric::MseVar => c.mse / (r.std_y * r.std_y).max(f64::MIN_POSITIVE),
+                    };
+                    m.insert(c.id.clone(), v);
+                }
+                if metric == DnaMetric::CellZ {
+                    let mut by_cell: HashMap<usize, Vec<f64>> = HashMap::new();
+                    for c in &r.candidates {
+                        by_cell.entry(c.cell).or_default().push(c.score);
+                    }
+                    let stats: HashMap<usize, (f64, f64)> = by_cell
+                        .into_iter()
+                        .map(|(cell, v)| {
+                            let mean = v.iter().sum::<f64>() / v.len() as f64;
+                            let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
+                            (cell, (mean, if sd > 0.0 { sd } else { 1.0 }))
+                        })
+                        .collect();
+                    for c in &r.candidates {
+                        let (mean, sd) = stats[&c.cell];
+                        m.insert(c.id.clone(), (c.score - mean) / sd);
+                    }
+                }
+                (r.name.clone(), m)
+            })
+            .collect();
+        DnaPredictor { label: format!("{label}:{}", metric.label()), metric, blocks }
+    }
+
+    /// The predictor of a search run directory (its rankings must exist: `dnas evaluate`).
+    pub fn from_run(label: &str, run: &RunDir, metric: DnaMetric) -> Result<DnaPredictor> {
+        let space = run.space()?;
+        Ok(DnaPredictor::from_rankings(label, &load_rankings(run, space.blocks.len())?, metric))
+    }
+
+    /// The summed block loss of `arch` (lower is better).
+    pub fn loss(&self, arch: &Arch) -> Result<f64> {
+        if arch.blocks.len() != self.blocks.len() {
+            bail!("'{}' has {} blocks, the run's rankings {}", arch.name, arch.blocks.len(), self.blocks.len());
+        }
+        let mut sum = 0.0;
+        for (b, (name, m)) in arch.blocks.iter().zip(&self.blocks) {
+            sum += m.get(&b.candidate).ok_or_else(|| {
+                anyhow!("block '{name}': candidate '{}' of '{}' is not in the run's ranking (another space?)", b.candidate, arch.name)
+            })?;
+        }
+        Ok(sum)
+    }
+}
+
+impl Predictor for DnaPredictor {
+    fn name(&self) -> String {
+        self.label.clone()
+    }
+    fn predict(&self, arch: &Arch) -> Result<f64> {
+        Ok(-self.loss(arch)?)
+    }
+}

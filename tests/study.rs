@@ -1,0 +1,160 @@
+//! `dnas study` through the binary on Fashion-MNIST with the shipped teacher and a tiny space
+//! and recipe: a truth run SIGKILLed mid-architecture resumes without redoing finished runs;
+//! `study rank` scores a real search run against it; `study pick` retrains the pick and random
+//! architectures of the same budget; `dnas report --study` draws it all.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TINY_SPACE: &str = r#"{
+  "name": "fmnist_tiny", "version": 1, "input": [1, 28, 28], "classes": 10,
+  "stem": {"channels": 16, "kernel": 3, "stride": 1, "layers": [{"op": "ir_k3_e1", "out": 16}], "cut": 0},
+  "blocks": [
+    {"name": "s1", "cut": 1, "out": 24, "width": 16, "stride": 2, "lr": 0.005, "cells": [{"layers": 1}, {"layers": 2}], "ops": ["ir_k3_e3", "ir_k5_e3"]},
+    {"name": "s2", "cut": 2, "out": 40, "stride": 2, "lr": 0.004, "cells": [{"layers": 2}], "ops": ["ir_k3_e3", "ir_k3_e6", "skip"]}
+  ],
+  "head": {"channels": 64}
+}"#;
+
+fn teacher() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/fmnist_teacher.onnx")
+}
+
+fn dnas(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dnas"));
+    c.args(args);
+    c
+}
+
+const RECIPE: [&str; 12] =
+    ["--train-subset", "512", "--epochs", "1", "--batch", "64", "--held-out", "256", "--ckpt-every", "2", "--threads", "1"];
+
+fn truth_cmd(space: &Path, out: &Path) -> Command {
+    let mut c = dnas(&["study", "truth", "--space"]);
+    c.arg(space)
+        .arg("--teacher")
+        .arg(teacher())
+        .arg("-o")
+        .arg(out)
+        .args(["--archs", "4", "--repeat", "2", "--near-macs", "3M"])
+        .args(RECIPE);
+    c
+}
+
+fn records(dir: &Path) -> HashMap<String, Vec<u8>> {
+    let Ok(rd) = std::fs::read_dir(dir.join("runs")) else { return HashMap::new() };
+    rd.filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let p = e.path().join("record.json");
+            std::fs::read(&p).ok().map(|b| (e.file_name().to_string_lossy().to_string(), b))
+        })
+        .collect()
+}
+
+fn ok(o: &std::process::Output) -> String {
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "exit {:?}\nstdout:\n{out}\nstderr:\n{}", o.status.code(), String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+#[test]
+fn truth_resumes_after_sigkill_then_rank_pick_and_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = dir.path().join("space.json");
+    std::fs::write(&space, TINY_SPACE).unwrap();
+    let study = dir.path().join("study");
+
+    // Plan only: deterministic, 4 architectures, 6 runs.
+    let plan = ok(&truth_cmd(&space, &study).arg("--plan-only").output().unwrap());
+    assert!(plan.contains("4 architectures (2 with two seeds)") && plan.contains("6 runs"), "{plan}");
+    let plan_bytes = std::fs::read(study.join("plan-truth.json")).unwrap();
+
+    // Start, and SIGKILL once one run is finished and the next has written a checkpoint.
+    let mut child = truth_cmd(&space, &study).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let t0 = Instant::now();
+    let finished = loop {
+        let done = records(&study);
+        let mid = std::fs::read_dir(study.join("runs"))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .any(|e| e.path().join("ckpt/checkpoint.json").exists() && !e.path().join("record.json").exists());
+        if !done.is_empty() && mid {
+            child.kill().unwrap();
+            break done;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(300), "no finished run and checkpoint appeared");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    child.wait().unwrap();
+    // A record may have landed between the poll and the kill; whatever was finished then stays.
+    let before_resume = records(&study);
+    assert!(before_resume.len() < 6, "the run was killed before the end");
+
+    let out = ok(&truth_cmd(&space, &study).output().unwrap());
+    let after = records(&study);
+    assert_eq!(after.len(), 6, "{out}");
+    for (k, v) in &before_resume {
+        assert_eq!(&after[k], v, "finished run {k} was redone");
+    }
+    assert!(finished.keys().all(|k| after.contains_key(k)));
+    let reused = before_resume.len();
+    assert!(out.contains(&format!("trained {} runs this time, {reused} already finished", 6 - reused)), "{out}");
+    assert_eq!(std::fs::read(study.join("plan-truth.json")).unwrap(), plan_bytes, "the plan is not rewritten");
+    let truth: serde_json::Value = serde_json::from_slice(&std::fs::read(study.join("truth.json")).unwrap()).unwrap();
+    assert_eq!(truth["finished_runs"], 6);
+    assert_eq!(truth["noise"]["pairs"], 2);
+    for a in truth["archs"].as_array().unwrap() {
+        for v in a["top1"].as_object().unwrap().values() {
+            let v = v.as_f64().unwrap();
+            assert!(v > 0.0 && v <= 1.0, "{a}");
+        }
+    }
+    // Other settings in the same directory are refused, naming the field.
+    let o = truth_cmd(&space, &study).args(["--lr", "0.1"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("recipe.lr"), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // A small search run on the same space predicts; rank it against the truth.
+    let run = dir.path().join("search");
+    let mut train = dnas(&["train", "--run"]);
+    train.arg(&run).arg("--teacher").arg(teacher()).arg("--space").arg(&space);
+    ok(&train.args(["--train-subset", "256", "--epochs", "1", "--batch", "32", "--threads", "1"]).output().unwrap());
+    let mut eval = dnas(&["evaluate", "--run"]);
+    ok(&eval.arg(&run).args(["--batches", "1", "--batch", "64"]).output().unwrap());
+    let mut rank = dnas(&["study", "rank", "--truth"]);
+    let out = ok(&rank.arg(&study).arg("--run").arg(&run).output().unwrap());
+    assert!(out.contains("dna:score") && out.contains("dna:cell-z"), "{out}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(study.join("rank/search.score.json")).unwrap()).unwrap();
+    assert_eq!(r["archs"], 4);
+    // The report's τ is the τ of its own points.
+    let pts = r["points"].as_array().unwrap();
+    let x: Vec<f64> = pts.iter().map(|p| p["predicted"].as_f64().unwrap()).collect();
+    let y: Vec<f64> = pts.iter().map(|p| p["truth"].as_f64().unwrap()).collect();
+    let tau = dnas::study::metrics::kendall_tau_b(&x, &y).unwrap();
+    assert!((r["kendall_tau"]["value"].as_f64().unwrap() - tau).abs() < 1e-12);
+    let t = &r["kendall_tau"];
+    assert!(t["lo"].as_f64().unwrap() <= tau && tau <= t["hi"].as_f64().unwrap(), "{t}");
+
+    // The pick under a budget against 2 random architectures of that budget.
+    let mut pick = dnas(&["study", "pick", "--truth"]);
+    let out = ok(&pick.arg(&study).arg("--run").arg(&run).args(["--max-macs", "3M", "--random", "2", "--threads", "1"]).output().unwrap());
+    assert!(out.contains("the pick beats"), "{out}");
+    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(study.join("pick/search.json")).unwrap()).unwrap();
+    assert_eq!(p["random"].as_array().unwrap().len(), 2);
+    assert!(p["random"].as_array().unwrap().iter().all(|r| r["macs"].as_u64().unwrap() <= 3_000_000));
+    assert!(p["pick"]["macs"].as_u64().unwrap() <= 3_000_000);
+
+    let mut report = dnas(&["report", "--study"]);
+    ok(&report.arg(&study).output().unwrap());
+    let html = std::fs::read_to_string(study.join("report.html")).unwrap();
+    assert!(
+        html.contains("Kendall τ") && html.contains("noise floor") && html.contains("noise ceiling") && html.contains("pick beats"),
+        "report misses a section"
+    );
+    assert!(study.join("report/study-tau.svg").exists() && study.join("report/study-noise.svg").exists());
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The shipped truth set of the embedded space (models/study/fmnist_small): 24 architectures of
+# models/spaces/fmnist_small.json retrained from scratch with the truth recipe, 6 of them twice.
+# Resumable: run it again to continue (finished runs are never redone). Extra flags go to
+# `dnas study truth` (e.g. --device cuda:0, --shard 0/2).
+#   tools/study_fmnist.sh                      # work in runs/study-fmnist_small
+#   DNAS_STUDY_DIR=/shared/s tools/study_fmnist.sh --shard 1/2 --device cuda:1
+# After each call the small files (study.json, plan-truth.json, every runs/*/record.json and
+# truth.json; no weights) are copied to models/study/fmnist_small, which `dnas study rank` and
+# `dnas report --study` read as they are.
+source "$(dirname "$0")/env.sh"
+cd "$DNAS_ROOT"
+cargo build --quiet --bin dnas
+DIR="${DNAS_STUDY_DIR:-$DNAS_ROOT/runs/study-fmnist_small}"
+SHIP="$DNAS_ROOT/models/study/fmnist_small"
+sync_ship() {
+  mkdir -p "$SHIP/runs"
+  for f in study.json plan-truth.json truth.json; do [ -f "$DIR/$f" ] && cp "$DIR/$f" "$SHIP/$f"; done
+  for r in "$DIR"/runs/*/record.json; do
+    [ -f "$r" ] || continue
+    id=$(basename "$(dirname "$r")"); mkdir -p "$SHIP/runs/$id"; cp "$r" "$SHIP/runs/$id/record.json"
+  done
+}
+trap sync_ship EXIT
+"$CARGO_TARGET_DIR/debug/dnas" study truth \
+  --space models/spaces/fmnist_small.json --teacher models/fmnist_teacher.onnx -o "$DIR" \
+  --archs 24 --repeat 6 --seed 0 --train-seed 0 --near-budget models/demo/default.budget.json \
+  --data fmnist --held-out 5000 --data-seed 0 --epochs 4 --batch 128 --optimizer adamw --lr 3e-3 \
+  --weight-decay 0.05 --schedule cosine --warmup-epochs 0.5 --label-smoothing 0 "$@"
