@@ -8,6 +8,7 @@ pub mod data;
 pub mod exec;
 pub mod ir;
 pub mod nets;
+pub mod oneshot;
 pub mod onnx;
 pub mod report;
 pub mod search;

@@ -149,6 +149,22 @@ fn truth_resumes_after_sigkill_then_rank_pick_and_report() {
     assert!(p["random"].as_array().unwrap().iter().all(|r| r["macs"].as_u64().unwrap() <= 3_000_000));
     assert!(p["pick"]["macs"].as_u64().unwrap() <= 3_000_000);
 
+    // A one-shot run predicts through inherited weights: SPOS's predictor on the same truth.
+    let oneshot = dir.path().join("spos");
+    let mut spos = dnas(&["search", "--strategy", "spos", "--space"]);
+    spos.arg(&space).arg("--run").arg(&oneshot);
+    ok(&spos
+        .args(["--train-subset", "256", "--epochs", "1", "--batch", "32", "--held-out", "256", "--threads", "1"])
+        .args(["--population", "4", "--generations", "1", "--max-macs", "3M"])
+        .output()
+        .unwrap());
+    let mut rank = dnas(&["study", "rank", "--truth"]);
+    let out = ok(&rank.arg(&study).arg("--run").arg(&oneshot).args(["--threads", "1"]).output().unwrap());
+    assert!(out.contains("spos:inherited"), "{out}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(study.join("rank/spos.inherited.json")).unwrap()).unwrap();
+    assert_eq!(r["archs"], 4);
+    assert!(r["points"].as_array().unwrap().iter().all(|p| (0.0..=1.0).contains(&p["predicted"].as_f64().unwrap())));
+
     let mut report = dnas(&["report", "--study"]);
     ok(&report.arg(&study).output().unwrap());
     let html = std::fs::read_to_string(study.join("report.html")).unwrap();

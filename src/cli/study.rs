@@ -7,8 +7,10 @@ use clap::{Args, Subcommand};
 
 use super::retrain::load_teacher;
 use super::search::parse_count;
+use super::train::set_threads;
 use super::train::{fit_classifier, ClassifierJob, DataArgs, TrainArgs};
 use super::Outcome;
+use crate::exec::parse_device;
 use crate::search::choose::choose;
 use crate::search::run::{resolve_with_teacher, sha256_hex, RunDir};
 use crate::search::select::Budget as SelectBudget;
@@ -16,7 +18,7 @@ use crate::space::arch::{build_child, Arch};
 use crate::space::point::{arch_key, PointCost};
 use crate::space::SearchSpace;
 use crate::study::pick::pick_report;
-use crate::study::predict::{DnaMetric, DnaPredictor};
+use crate::study::predict::{DnaMetric, DnaPredictor, OneShotPredictor, Predictor};
 use crate::study::rank::rank;
 use crate::study::sample::{random_within, truth_sample, Sampled, TruthSampling};
 use crate::study::truth::{schedule, KdRecipe, PlanEntry, Recipe, Retrainer, StudyDir, StudyRecord, Trained, Truth};
@@ -360,9 +362,22 @@ pub struct RankArgs {
     /// Study directory (dnas study truth -o DIR).
     #[arg(long)]
     truth: PathBuf,
-    /// Search run whose rankings predict (dnas train + evaluate).
+    /// Search run whose predictions are scored: a DNA run (dnas train + evaluate: its rankings)
+    /// or a one-shot run (dnas search --strategy spos|cream: inherited-weight held-out top-1).
     #[arg(long)]
     run: PathBuf,
+    /// One-shot runs: a teacher to resolve tensor cuts of the space.
+    #[arg(long)]
+    teacher: Option<PathBuf>,
+    /// One-shot runs: held-out batches each architecture is scored on.
+    #[arg(long, default_value_t = 4)]
+    eval_batches: usize,
+    #[arg(long, default_value_t = 256)]
+    eval_batch: usize,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
     /// DNA block metric: score (mean|Y−Ŷ|/std, the default of select), mse, mse-var, cell-z, or all.
     #[arg(long, default_value = "all")]
     metric: String,
@@ -382,17 +397,31 @@ fn run_name(run: &Path, name: &Option<String>) -> String {
 pub fn rank_cmd(a: RankArgs) -> Result<Outcome> {
     let study = StudyDir::open(&a.truth)?;
     let truth = Truth::load(&study, "truth")?;
-    let run = RunDir::open(&a.run)?;
-    if run.record.space != study.record.space {
-        bail!("the run searched space {} but the truth set is of {}", run.record.space, study.record.space);
-    }
-    let metrics: Vec<DnaMetric> = if a.metric == "all" { DnaMetric::ALL.to_vec() } else { vec![DnaMetric::parse(&a.metric)?] };
     let name = run_name(&a.run, &a.name);
+    let mut predictors: Vec<(String, Box<dyn Predictor>)> = Vec::new();
+    if a.run.join("oneshot.json").exists() {
+        let rec = crate::util::read_json(&a.run.join("oneshot.json"))?;
+        if rec["space"].as_str() != Some(study.record.space.as_str()) {
+            bail!("the run searched space {} but the truth set is of {}", rec["space"], study.record.space);
+        }
+        let space = crate::cli::oneshot::resolve_space(&a.run.join("space.json"), a.teacher.as_deref())?;
+        set_threads(a.threads);
+        let p = OneShotPredictor::from_run(&a.run, space, a.eval_batches, a.eval_batch, parse_device(&a.device)?)?;
+        predictors.push(("inherited".into(), Box::new(p)));
+    } else {
+        let run = RunDir::open(&a.run)?;
+        if run.record.space != study.record.space {
+            bail!("the run searched space {} but the truth set is of {}", run.record.space, study.record.space);
+        }
+        let metrics: Vec<DnaMetric> = if a.metric == "all" { DnaMetric::ALL.to_vec() } else { vec![DnaMetric::parse(&a.metric)?] };
+        for m in metrics {
+            predictors.push((m.label().into(), Box::new(DnaPredictor::from_run("dna", &run, m)?)));
+        }
+    }
     let mut reports = Vec::new();
-    for m in metrics {
-        let p = DnaPredictor::from_run("dna", &run, m)?;
-        let r = rank(&truth, &p, &a.run.display().to_string(), a.seed)?;
-        let file = study.root.join("rank").join(format!("{name}.{}.json", m.label()));
+    for (label, mut p) in predictors {
+        let r = rank(&truth, p.as_mut(), &a.run.display().to_string(), a.seed)?;
+        let file = study.root.join("rank").join(format!("{name}.{label}.json"));
         write_atomic(&file, serde_json::to_string_pretty(&r)?.as_bytes())?;
         reports.push(r);
     }

@@ -217,9 +217,22 @@ pub fn fixed_cost(stem_def: &Stem, head_def: &Head, input: [usize; 3], head_in: 
 /// The parts outside the searched blocks as graphs: the stem (input `input`) and the head with
 /// the classifier (input `features` of shape `head_in`).
 pub fn fixed_graphs(stem_def: &Stem, head_def: &Head, input: [usize; 3], head_in: [usize; 3], classes: usize, se: f64) -> (Graph, Graph) {
-    let mut b = Builder::new("stem", "input", input, 0);
+    fixed_graphs_seeded(stem_def, head_def, input, head_in, classes, se, 0)
+}
+
+/// [`fixed_graphs`] with initial weights drawn from `seed` (the one-shot supernet trains them).
+pub fn fixed_graphs_seeded(
+    stem_def: &Stem,
+    head_def: &Head,
+    input: [usize; 3],
+    head_in: [usize; 3],
+    classes: usize,
+    se: f64,
+    seed: u64,
+) -> (Graph, Graph) {
+    let mut b = Builder::new("stem", "input", input, seed);
     let x = stem(&mut b, stem_def, input[0], se);
     let stem_g = b.finish(&[&x]);
-    let b = Builder::new("head", "features", head_in, 0);
+    let b = Builder::new("head", "features", head_in, seed);
     (stem_g, head(b, head_def, "features", head_in[0], classes))
 }

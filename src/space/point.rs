@@ -15,7 +15,7 @@ use super::{Resolved, ResolvedBlock};
 use crate::util::Rng;
 
 /// Per block: (cell index, op index of every layer of that cell).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Point {
     pub blocks: Vec<(usize, Vec<usize>)>,
 }
@@ -94,6 +94,30 @@ impl Resolved {
         Ok(arch)
     }
 
+    /// The point of `arch` in this space, found through its blocks' candidate ids (or, without
+    /// them, the cell with its layer count and width whose ops match).
+    pub fn point_of(&self, arch: &Arch) -> Result<Point> {
+        if arch.blocks.len() != self.blocks.len() {
+            bail!("'{}' has {} blocks, the space {}", arch.name, arch.blocks.len(), self.blocks.len());
+        }
+        let mut blocks = Vec::new();
+        for (rb, ab) in self.blocks.iter().zip(&arch.blocks) {
+            let found = rb.cells.iter().enumerate().find_map(|(c, cell)| {
+                if cell.layers.len() != ab.layers.len() || cell.width != ab.width {
+                    return None;
+                }
+                let path: Option<Vec<usize>> =
+                    cell.layers.iter().zip(&ab.layers).map(|(slot, op)| slot.ops.iter().position(|o| o == op)).collect();
+                path.filter(|p| ab.candidate.is_empty() || cell.path_id(p) == ab.candidate).map(|p| (c, p))
+            });
+            match found {
+                Some(x) => blocks.push(x),
+                None => bail!("block '{}' of '{}' ({}) is not a candidate of the space", ab.name, arch.name, ab.candidate),
+            }
+        }
+        Ok(Point { blocks })
+    }
+
     /// Every cell combination (one cell index per block), first block most significant.
     pub fn cell_combinations(&self) -> Vec<Vec<usize>> {
         let mut out = vec![vec![]];
@@ -135,6 +159,11 @@ impl PointCost {
         Ok(PointCost { fixed: fixed_cost(&s.stem, &s.head, s.input, s.head_in(), s.classes, s.se)?, cache: HashMap::new() })
     }
 
+    /// (params, MACs) of the stem, head and classifier.
+    pub fn fixed(&self) -> (u64, u64) {
+        self.fixed
+    }
+
     /// (params, MACs) of op `o` of one layer of the child.
     pub fn layer(&mut self, r: &Resolved, slot: &super::LayerSlot, o: usize) -> Result<(u64, u64)> {
         layer_cost(slot.ops[o], &slot.child, r.space.se, &mut self.cache)
@@ -171,6 +200,7 @@ mod tests {
             let p = r.random_point(&mut rng);
             let arch = r.arch(&p, &format!("p{i}"), "").unwrap();
             assert_eq!(arch_key(&arch), r.key(&p));
+            assert_eq!(r.point_of(&arch).unwrap(), p);
             // The JSON round trip keeps the architecture.
             let back = Arch::parse(&serde_json::to_string(&arch).unwrap()).unwrap();
             assert_eq!(back, arch);

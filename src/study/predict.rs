@@ -5,7 +5,15 @@
 
 use std::collections::HashMap;
 
-use anyhow::{anyhow, bail, Result};
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::data::DataSpec;
+use crate::oneshot::{inherited_top1, EvalData, OneShotNet, PathBudget};
+use crate::space::Resolved;
+use crate::train::checkpoint::read_tensors;
+use crate::util::read_json;
 
 use crate::search::choose::load_rankings;
 use crate::search::evaluate::BlockRanking;
@@ -16,7 +24,7 @@ pub trait Predictor {
     /// A short label for tables and charts (`dna`, `dna:mse`).
     fn name(&self) -> String;
     /// Predicted quality of `arch`: higher is better.
-    fn predict(&self, arch: &Arch) -> Result<f64>;
+    fn predict(&mut self, arch: &Arch) -> Result<f64>;
 }
 
 /// How DNA's per-candidate numbers become a block score (summed over blocks, lower is better).
@@ -124,7 +132,44 @@ impl Predictor for DnaPredictor {
     fn name(&self) -> String {
         self.label.clone()
     }
-    fn predict(&self, arch: &Arch) -> Result<f64> {
+    fn predict(&mut self, arch: &Arch) -> Result<f64> {
         Ok(-self.loss(arch)?)
+    }
+}
+
+/// SPOS's and Cream's predictor: an architecture's held-out top-1 with the weights it inherits
+/// from a trained one-shot supernet (`dnas search --strategy spos|cream`), BatchNorm recalibrated
+/// on a fixed training batch first.
+pub struct OneShotPredictor {
+    pub label: String,
+    pub net: OneShotNet,
+    pub eval: EvalData,
+}
+
+impl OneShotPredictor {
+    /// Reads a one-shot run directory: `oneshot.json`, `space.json`, `train/final.safetensors`.
+    pub fn from_run(run: &Path, space: Resolved, batches: usize, batch: usize, device: tch::Device) -> Result<OneShotPredictor> {
+        let rec = read_json(&run.join("oneshot.json"))?;
+        let strategy = rec["strategy"].as_str().unwrap_or("oneshot").to_string();
+        let seed = rec["seed"].as_u64().unwrap_or(0);
+        let data: DataSpec =
+            serde_json::from_value(rec["data"].clone()).with_context(|| format!("'{}': data", run.join("oneshot.json").display()))?;
+        let mut net = OneShotNet::new(&space, PathBudget::default(), seed, device)?;
+        let w = run.join("train").join("final.safetensors");
+        if !w.exists() {
+            bail!("'{}' has no trained supernet ({}): run dnas search first", run.display(), w.display());
+        }
+        net.load_state(&read_tensors(&w)?).with_context(|| format!("'{}' does not hold this space's one-shot supernet", w.display()))?;
+        Ok(OneShotPredictor { label: format!("{strategy}:inherited"), net, eval: EvalData::load(&data, batches, batch, device)? })
+    }
+}
+
+impl Predictor for OneShotPredictor {
+    fn name(&self) -> String {
+        self.label.clone()
+    }
+    fn predict(&mut self, arch: &Arch) -> Result<f64> {
+        let p = self.net.space.point_of(arch)?;
+        inherited_top1(&mut self.net, &p, &self.eval.recal, &self.eval.held)
     }
 }

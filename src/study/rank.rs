@@ -35,7 +35,7 @@ pub struct RankReport {
 
 pub const BOOTSTRAP: usize = 2000;
 
-pub fn rank(truth: &Truth, p: &dyn Predictor, source: &str, seed: u64) -> Result<RankReport> {
+pub fn rank(truth: &Truth, p: &mut dyn Predictor, source: &str, seed: u64) -> Result<RankReport> {
     let mut points = Vec::new();
     for a in truth.finished() {
         let v = a.value().unwrap_or(f64::NAN);

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::metrics::{kendall_tau_b, spearman_rho};
 use crate::search::run::sha256_hex;
 use crate::space::arch::Arch;
-use crate::util::{read_json, write_atomic};
+use crate::util::{create_or_match, differences, read_json, write_atomic};
 
 /// Distillation in the recipe (off by default: truth is plain cross-entropy).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -114,40 +114,6 @@ pub struct StudyDir {
 /// The directory of one run: a short hash of the key (file-name safe) and the seed.
 pub fn run_id(key: &str, seed: u64) -> String {
     format!("{}-s{seed}", &sha256_hex(key.as_bytes())[..12])
-}
-
-/// Differences between two JSON values, as field paths (`recipe.epochs: 4 vs 8`).
-fn differences(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
-    match (a, b) {
-        (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
-            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            for k in keys {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-                differences(&p, x.get(k).unwrap_or(&serde_json::Value::Null), y.get(k).unwrap_or(&serde_json::Value::Null), out);
-            }
-        }
-        _ if a != b => out.push(format!("{path}: {a} here vs {b} asked")),
-        _ => {}
-    }
-}
-
-/// `value` written to `path` on first use; later uses must ask for the same (else an error
-/// naming every differing field).
-pub fn create_or_match(path: &Path, value: &serde_json::Value, what: &str) -> Result<()> {
-    if path.exists() {
-        let have = read_json(path)?;
-        let mut diff = Vec::new();
-        differences("", &have, value, &mut diff);
-        if !diff.is_empty() {
-            bail!(
-                "'{}' was made with other {what} settings: {} (use another directory, or the same settings)",
-                path.display(),
-                diff.join("; ")
-            );
-        }
-        return Ok(());
-    }
-    write_atomic(path, serde_json::to_string_pretty(value)?.as_bytes())
 }
 
 impl StudyDir {
@@ -459,15 +425,5 @@ mod tests {
         assert_eq!(run_id("c0:ir_k3_e3 | c1:x", 2), run_id("c0:ir_k3_e3 | c1:x", 2));
         assert_ne!(run_id("a", 0), run_id("a", 1));
         assert!(run_id("a | b", 0).chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
-    }
-
-    #[test]
-    fn create_or_match_names_the_differing_field() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("study.json");
-        create_or_match(&p, &serde_json::json!({"recipe": {"epochs": 4, "batch": 128}}), "study").unwrap();
-        create_or_match(&p, &serde_json::json!({"recipe": {"epochs": 4, "batch": 128}}), "study").unwrap();
-        let e = create_or_match(&p, &serde_json::json!({"recipe": {"epochs": 8, "batch": 128}}), "study").unwrap_err().to_string();
-        assert!(e.contains("recipe.epochs: 4 here vs 8 asked"), "{e}");
     }
 }

@@ -48,6 +48,14 @@ pub trait Learner {
     fn take_loss_parts(&mut self) -> Result<serde_json::Value> {
         Ok(serde_json::Value::Null)
     }
+    /// State that is not a tensor (e.g. Cream's board of best paths), saved in every checkpoint
+    /// and handed back on resume. `Null` (the default) when there is none.
+    fn extra_state(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+    fn load_extra_state(&mut self, _state: &serde_json::Value) -> Result<()> {
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -150,6 +158,7 @@ pub fn fit<L: Learner>(
                 tensors.iter().filter_map(|(k, t)| k.strip_prefix(prefix).map(|n| (n.to_string(), t.shallow_clone()))).collect()
             };
             learner.load_state(&pick("model."))?;
+            learner.load_extra_state(&meta.extra["learner"]).with_context(|| format!("checkpoint of '{}'", run.display()))?;
             let params = learner.parameters();
             opt.load_state(&pick("optim."), &params, meta.extra["optimizer_steps"].as_i64().unwrap_or(meta.step as i64))?;
             if let Some(e) = ema.as_mut() {
@@ -195,7 +204,7 @@ pub fn fit<L: Learner>(
             batch: step % bpe,
             tensors: format!("state-{step}.safetensors"),
             config: config_json.clone(),
-            extra: serde_json::json!({"optimizer_steps": opt.steps, "summary": summary}),
+            extra: serde_json::json!({"optimizer_steps": opt.steps, "summary": summary, "learner": learner.extra_state()}),
         };
         checkpoint::save(run, &meta, &tensors)
     };

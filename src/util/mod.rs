@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 /// Writes a file atomically: a temporary file in the same directory, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -14,6 +14,40 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     f.write_all(bytes).and_then(|_| f.sync_all()).with_context(|| format!("cannot write '{}'", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot rename '{}' to '{}'", tmp.display(), path.display()))?;
     Ok(())
+}
+
+/// Differences between two JSON values, as field paths (`recipe.epochs: 4 vs 8`).
+pub fn differences(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    match (a, b) {
+        (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                differences(&p, x.get(k).unwrap_or(&serde_json::Value::Null), y.get(k).unwrap_or(&serde_json::Value::Null), out);
+            }
+        }
+        _ if a != b => out.push(format!("{path}: {a} here vs {b} asked")),
+        _ => {}
+    }
+}
+
+/// `value` written to `path` on first use; later uses must ask for the same (else an error
+/// naming every differing field).
+pub fn create_or_match(path: &Path, value: &serde_json::Value, what: &str) -> Result<()> {
+    if path.exists() {
+        let have = read_json(path)?;
+        let mut diff = Vec::new();
+        differences("", &have, value, &mut diff);
+        if !diff.is_empty() {
+            bail!(
+                "'{}' was made with other {what} settings: {} (use another directory, or the same settings)",
+                path.display(),
+                diff.join("; ")
+            );
+        }
+        return Ok(());
+    }
+    write_atomic(path, serde_json::to_string_pretty(value)?.as_bytes())
 }
 
 pub mod malloc;
@@ -31,4 +65,19 @@ pub fn peak_rss_mib() -> f64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
         / 1024.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_or_match_names_the_differing_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("study.json");
+        create_or_match(&p, &serde_json::json!({"recipe": {"epochs": 4, "batch": 128}}), "study").unwrap();
+        create_or_match(&p, &serde_json::json!({"recipe": {"epochs": 4, "batch": 128}}), "study").unwrap();
+        let e = create_or_match(&p, &serde_json::json!({"recipe": {"epochs": 8, "batch": 128}}), "study").unwrap_err().to_string();
+        assert!(e.contains("recipe.epochs: 4 here vs 8 asked"), "{e}");
+    }
 }

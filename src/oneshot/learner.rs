@@ -1,0 +1,166 @@
+//! The one-shot supernet on the shared training loop: SPOS (cross-entropy on one sampled path per
+//! step) and Cream of the Crop (after the warm-up, every step also distils from a path of the
+//! prioritized board: loss = (m·KD + (2−m)·CE)/2, KD = soft cross-entropy to the board path's
+//! logits at T = 1, computed by the same supernet without gradients).
+//!
+//! The board is offered every sampled path after the warm-up, scored by its top-1 on the current
+//! training batch (the reference code's rule), and travels in every checkpoint, so a resumed run
+//! continues with the same board.
+
+use std::collections::HashMap;
+
+use anyhow::{anyhow, Result};
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor as T};
+
+use super::board::{Board, Entry};
+use super::OneShotNet;
+use crate::data::Batch;
+use crate::space::point::Point;
+use crate::train::classify::tensors;
+use crate::train::Learner;
+
+/// How the board path that teaches a step is chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Matching {
+    /// The best board path, m = 1 (KD and CE weighted equally).
+    Top1,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CreamConfig {
+    /// Steps of plain training before the board is filled and distillation starts.
+    pub warmup_steps: usize,
+    pub board_size: usize,
+    /// Top-1 margin over the worst board entry (0.05 = 5 points) for a path with more MACs.
+    pub margin: f64,
+    pub matching: Matching,
+}
+
+/// Soft cross-entropy of `student` logits to softmax(`teacher` logits), batch mean (T = 1).
+pub fn soft_cross_entropy(student: &T, teacher: &T) -> Result<T> {
+    let p = teacher.f_softmax(1, Kind::Float)?;
+    let logq = student.f_log_softmax(1, Kind::Float)?;
+    Ok(p.f_mul(&logq)?.f_sum_dim_intlist(1, false, Kind::Float)?.f_mean(Kind::Float)?.f_neg()?)
+}
+
+/// Cream's loss: (m·KD + (2 − m)·CE) / 2.
+pub fn cream_loss(kd: &T, ce: &T, m: f64) -> Result<T> {
+    Ok(kd.f_mul_scalar(m)?.f_add(&ce.f_mul_scalar(2.0 - m)?)?.f_div_scalar(2.0)?)
+}
+
+pub struct OneShotLearner {
+    pub net: OneShotNet,
+    pub input_chw: [usize; 3],
+    pub label_smoothing: f64,
+    /// `None` = SPOS.
+    pub cream: Option<CreamConfig>,
+    pub board: Board<Point>,
+    /// Board entries in order of admission (step, top-1, MACs, key): the board's history.
+    pub history: Vec<(usize, f64, u64, String)>,
+    /// Steps whose loss had a KD term (the rest were plain CE).
+    pub distilled_steps: usize,
+}
+
+impl OneShotLearner {
+    pub fn new(net: OneShotNet, input_chw: [usize; 3], label_smoothing: f64, cream: Option<CreamConfig>) -> OneShotLearner {
+        let (size, margin) = cream.as_ref().map_or((1, 0.0), |c| (c.board_size, c.margin));
+        OneShotLearner { net, input_chw, label_smoothing, cream, board: Board::new(size, margin), history: Vec::new(), distilled_steps: 0 }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Extra {
+    board: Board<Point>,
+    history: Vec<(usize, f64, u64, String)>,
+    distilled_steps: usize,
+}
+
+impl Learner for OneShotLearner {
+    fn parameters(&self) -> Vec<(String, T, bool)> {
+        self.net.parameters()
+    }
+    fn state(&self) -> Vec<(String, T)> {
+        self.net.state()
+    }
+    fn load_state(&mut self, named: &HashMap<String, T>) -> Result<()> {
+        self.net.load_state(named)
+    }
+    fn active(&self, step: usize) -> Vec<bool> {
+        // A step whose path cannot be drawn trains nothing; `loss` then reports the error.
+        match self.net.sample(step) {
+            Ok(p) => self.net.active(&p),
+            Err(_) => vec![false; self.net.parameters().len()],
+        }
+    }
+    fn loss(&mut self, batch: &Batch, step: usize) -> Result<T> {
+        let path = self.net.sample(step)?;
+        let (x, y) = tensors(batch, self.input_chw, self.net.device())?;
+        let logits = self.net.forward(&path, &x, true)?;
+        let ce = logits.f_cross_entropy_loss::<T>(&y, None, tch::Reduction::Mean, -100, self.label_smoothing)?;
+        let Some(cfg) = self.cream.clone() else { return Ok(ce) };
+        if step < cfg.warmup_steps {
+            return Ok(ce);
+        }
+        // Offer the sampled path to the board, scored on this batch.
+        let top1 = logits.detach().f_argmax(1, false)?.f_eq_tensor(&y)?.to_kind(Kind::Float).f_mean(Kind::Float)?.f_double_value(&[])?;
+        let (_, macs) = self.net.cost(&path);
+        let key = self.net.space.key(&path);
+        let teacher = self.board.best().cloned();
+        let admitted = self.board.offer(Entry { top1, macs, key: key.clone(), path: path.clone(), step });
+        if admitted != super::board::Admission::Rejected {
+            self.history.push((step, top1, macs, key));
+        }
+        let Some(t) = teacher else { return Ok(ce) };
+        let m = match cfg.matching {
+            Matching::Top1 => 1.0,
+        };
+        let t_logits = {
+            let _g = tch::no_grad_guard();
+            self.net.forward(&t.path, &x, true)?.detach()
+        };
+        self.distilled_steps += 1;
+        cream_loss(&soft_cross_entropy(&logits, &t_logits)?, &ce, m)
+    }
+    fn extra_state(&self) -> serde_json::Value {
+        serde_json::to_value(Extra { board: self.board.clone(), history: self.history.clone(), distilled_steps: self.distilled_steps })
+            .unwrap_or(serde_json::Value::Null)
+    }
+    fn load_extra_state(&mut self, state: &serde_json::Value) -> Result<()> {
+        if state.is_null() {
+            return Ok(());
+        }
+        let e: Extra = serde_json::from_value(state.clone()).map_err(|e| anyhow!("the checkpoint's board is unreadable: {e}"))?;
+        self.board = e.board;
+        self.history = e.history;
+        self.distilled_steps = e.distilled_steps;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kd_and_cream_loss_against_their_closed_forms() {
+        // One row: teacher logits (0, ln 3) → p = (1/4, 3/4); student logits (0, 0) → log q = (−ln 2, −ln 2).
+        // Soft CE = −Σ p log q = ln 2. Second row: equal logits → p = q = (1/2, 1/2), CE = ln 2.
+        let t = T::from_slice(&[0.0f32, 3f32.ln(), 1.0, 1.0]).reshape([2, 2]);
+        let s = T::from_slice(&[0.0f32, 0.0, 5.0, 5.0]).reshape([2, 2]);
+        let kd = soft_cross_entropy(&s, &t).unwrap().double_value(&[]);
+        assert!((kd - 2f64.ln()).abs() < 1e-6, "{kd}");
+        // Asymmetric case: teacher p = (1, 0) (large gap), student logits (1, 0): −log(e/(e+1)).
+        let t = T::from_slice(&[50.0f32, 0.0]).reshape([1, 2]);
+        let s = T::from_slice(&[1.0f32, 0.0]).reshape([1, 2]);
+        let kd = soft_cross_entropy(&s, &t).unwrap().double_value(&[]);
+        let want = -(1f64.exp() / (1f64.exp() + 1.0)).ln();
+        assert!((kd - want).abs() < 1e-6, "{kd} vs {want}");
+        // (m·KD + (2−m)·CE)/2: m = 1 → mean; m = 0 → CE; m = 2 → KD.
+        let (kd, ce) = (T::from(3.0f64), T::from(1.0f64));
+        for (m, want) in [(1.0, 2.0), (0.0, 1.0), (2.0, 3.0), (0.5, 1.5)] {
+            assert!((cream_loss(&kd, &ce, m).unwrap().double_value(&[]) - want).abs() < 1e-12, "m = {m}");
+        }
+    }
+}

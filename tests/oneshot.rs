@@ -1,0 +1,121 @@
+//! `dnas search --strategy spos|cream` through the binary on Fashion-MNIST with a tiny space: a
+//! Cream run SIGKILLed mid-training after its board has filled resumes to the same weights and
+//! the same board as an uninterrupted run; SPOS's evolutionary pick and every scored
+//! architecture stay within the budget; the pick is an architecture `dnas retrain` accepts.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TINY_SPACE: &str = r#"{
+  "name": "fmnist_tiny", "version": 1, "input": [1, 28, 28], "classes": 10,
+  "stem": {"channels": 16, "kernel": 3, "stride": 1, "layers": [{"op": "ir_k3_e1", "out": 16}], "cut": 0},
+  "blocks": [
+    {"name": "s1", "cut": 1, "out": 24, "width": 16, "stride": 2, "lr": 0.005, "cells": [{"layers": 1}, {"layers": 2}], "ops": ["ir_k3_e3", "ir_k5_e3"]},
+    {"name": "s2", "cut": 2, "out": 40, "stride": 2, "lr": 0.004, "cells": [{"layers": 2}], "ops": ["ir_k3_e3", "ir_k3_e6", "skip"]}
+  ],
+  "head": {"channels": 64}
+}"#;
+
+fn search(strategy: &str, space: &Path, run: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dnas"));
+    c.args(["search", "--strategy", strategy, "--space"])
+        .arg(space)
+        .arg("--run")
+        .arg(run)
+        .args(["--train-subset", "512", "--batch", "32", "--epochs", "3", "--held-out", "256", "--threads", "1"])
+        .args(["--ckpt-every", "4", "--max-macs", "3M", "--seed", "5", "--json"])
+        .args(extra);
+    c
+}
+
+fn ok(o: &std::process::Output) -> serde_json::Value {
+    assert!(o.status.success(), "exit {:?}\n{}", o.status.code(), String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn space_file(dir: &Path) -> PathBuf {
+    let p = dir.join("space.json");
+    std::fs::write(&p, TINY_SPACE).unwrap();
+    p
+}
+
+#[test]
+fn cream_resumed_after_sigkill_equals_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = space_file(dir.path());
+    let cream = ["--cream-warmup-epochs", "0.5", "--board", "4"];
+    let full = dir.path().join("full");
+    let r = ok(&search("cream", &space, &full, &cream).output().unwrap());
+    assert_eq!(r["train_steps"], 48);
+    assert!(r["macs"].as_u64().unwrap() <= 3_000_000, "{r}");
+    let board: serde_json::Value = serde_json::from_slice(&std::fs::read(full.join("board.json")).unwrap()).unwrap();
+    assert!(board["distilled_steps"].as_u64().unwrap() > 0 && !board["board"]["entries"].as_array().unwrap().is_empty(), "{board}");
+    assert!(board["board"]["entries"].as_array().unwrap().iter().all(|e| e["macs"].as_u64().unwrap() <= 3_000_000));
+
+    // Again, killed after a checkpoint past the warm-up (the board is in it), then resumed.
+    let cut = dir.path().join("cut");
+    let mut child = search("cream", &space, &cut, &cream).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let ckpt = cut.join("train/ckpt/checkpoint.json");
+    let t0 = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&ckpt) {
+            let meta: serde_json::Value = serde_json::from_str(&text).unwrap();
+            if meta["step"].as_u64().unwrap() >= 20 {
+                assert!(!meta["extra"]["learner"]["board"]["entries"].as_array().unwrap().is_empty(), "the checkpoint holds the board");
+                child.kill().unwrap();
+                break;
+            }
+        }
+        assert!(t0.elapsed() < Duration::from_secs(180), "no checkpoint appeared");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.wait().unwrap();
+    assert!(!cut.join("arch.json").exists(), "killed before the end");
+    let r2 = ok(&search("cream", &space, &cut, &cream).output().unwrap());
+    let (a, b) = (common::tensor_bytes(&full.join("train/final.safetensors")), common::tensor_bytes(&cut.join("train/final.safetensors")));
+    assert_eq!(a.len(), b.len());
+    for (k, v) in &a {
+        assert!(b[k] == *v, "tensor '{k}' differs after resume");
+    }
+    assert_eq!(std::fs::read(full.join("board.json")).unwrap(), std::fs::read(cut.join("board.json")).unwrap(), "board after resume");
+    assert_eq!(r["key"], r2["key"]);
+
+    // Other settings in the same run directory are refused, naming the field.
+    let o = search("cream", &space, &cut, &["--cream-warmup-epochs", "1", "--board", "4"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cream.warmup_steps"), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn spos_evolution_stays_within_the_budget_and_its_pick_retrains() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = space_file(dir.path());
+    let run = dir.path().join("spos");
+    let r = ok(&search("spos", &space, &run, &["--population", "6", "--generations", "2"]).output().unwrap());
+    let evo: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("evolution.json")).unwrap()).unwrap();
+    let scored = evo["scored"].as_array().unwrap();
+    assert!(scored.len() >= 6, "{}", scored.len());
+    assert!(scored.iter().all(|s| s["macs"].as_u64().unwrap() <= 3_000_000));
+    let scores: Vec<f64> = scored.iter().map(|s| s["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "best first: {scores:?}");
+    assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)));
+    assert_eq!(r["key"], scored[0]["key"], "the pick is the best scored");
+    // The pick is an architecture the rest of the chain reads.
+    let o = Command::new(env!("CARGO_BIN_EXE_dnas"))
+        .args(["retrain", "--arch"])
+        .arg(run.join("arch.json"))
+        .arg("-o")
+        .arg(dir.path().join("student"))
+        .args(["--train-subset", "128", "--epochs", "1", "--batch", "32", "--threads", "1", "--no-validate", "--json"])
+        .output()
+        .unwrap();
+    let res = ok(&o);
+    assert_eq!(res["macs"], r["macs"]);
+    // An unknown strategy is refused by name.
+    let o = search("darts", &space, &dir.path().join("x"), &[]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("darts"));
+}
