@@ -100,3 +100,36 @@ fn quick_demo_runs_the_chain_resumes_and_the_report_shows_its_data() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(text(&bad).contains("neither a demo directory"), "{}", text(&bad));
 }
+
+#[test]
+fn quick_demo_with_the_one_shot_strategies_passes_and_reports_the_search() {
+    for strategy in ["spos", "cream"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("demo");
+        let d = dir.to_str().unwrap();
+        let out = dnas(&["demo", "--quick", "--strategy", strategy, "-o", d]);
+        let t = text(&out);
+        assert!(out.status.success(), "demo --strategy {strategy} failed:\n{t}");
+        assert!(t.contains("PASS"), "{t}");
+        let demo = json(&dir.join("demo.json"));
+        assert_eq!(demo["strategy"], strategy);
+        assert_eq!(demo["pass"], true);
+        assert_eq!(demo["stages"].as_array().unwrap().len(), 6, "teacher, search, retrain, export, 2 validations");
+        let arch = json(&dir.join(format!("search-{strategy}/arch.json")));
+        let student = json(&dir.join("student.validate.json"));
+        assert_eq!(student["macs"], arch["predicted"]["macs"], "the exported child is the pick");
+        assert!(student["macs"].as_u64().unwrap() <= demo["max_macs"].as_u64().unwrap());
+        let rep = dnas(&["report", "--run", d]);
+        assert!(rep.status.success(), "{}", text(&rep));
+        let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+        assert!(html.contains(&format!("One-shot search ({strategy})")), "report lacks the one-shot section");
+        let svg = std::fs::read_to_string(dir.join(format!("report/oneshot-{strategy}.svg"))).unwrap();
+        // SPOS: one dot per scored architecture; Cream: one per admission; plus the pick.
+        let points = if strategy == "spos" {
+            json(&dir.join("search-spos/evolution.json"))["scored"].as_array().unwrap().len()
+        } else {
+            json(&dir.join("search-cream/board.json"))["history"].as_array().unwrap().len()
+        };
+        assert!(points > 0 && svg.matches("<circle").count() > points, "{strategy}: {points} points");
+    }
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The shipped truth set of the embedded space (models/study/fmnist_small): 24 architectures of
-# models/spaces/fmnist_small.json retrained from scratch with the truth recipe, 6 of them twice.
+# models/spaces/fmnist_small.json retrained from scratch with the truth recipe (plain cross-entropy,
+# 20,000 images, 2 epochs; one held-out split for all), 6 of them twice.
 # Resumable: run it again to continue (finished runs are never redone). Extra flags go to
 # `dnas study truth` (e.g. --device cuda:0, --shard 0/2).
 #   tools/study_fmnist.sh                      # work in runs/study-fmnist_small
@@ -11,7 +12,7 @@
 source "$(dirname "$0")/env.sh"
 cd "$DNAS_ROOT"
 cargo build --quiet --bin dnas
-DIR="${DNAS_STUDY_DIR:-$DNAS_ROOT/runs/study-fmnist_small}"
+DIR="${DNAS_STUDY_DIR:-$DNAS_ROOT/runs/study-fmnist_small-r1}"
 SHIP="$DNAS_ROOT/models/study/fmnist_small"
 sync_ship() {
   mkdir -p "$SHIP/runs"
@@ -25,5 +26,5 @@ trap sync_ship EXIT
 "$CARGO_TARGET_DIR/debug/dnas" study truth \
   --space models/spaces/fmnist_small.json --teacher models/fmnist_teacher.onnx -o "$DIR" \
   --archs 24 --repeat 6 --seed 0 --train-seed 0 --near-budget models/demo/default.budget.json \
-  --data fmnist --held-out 5000 --data-seed 0 --epochs 4 --batch 128 --optimizer adamw --lr 3e-3 \
-  --weight-decay 0.05 --schedule cosine --warmup-epochs 0.5 --label-smoothing 0 "$@"
+  --data fmnist --held-out 5000 --data-seed 0 --train-subset 20000 --epochs 2 --batch 128 --optimizer adamw \
+  --lr 3e-3 --weight-decay 0.05 --schedule cosine --warmup-epochs 0.5 --label-smoothing 0 "$@"

@@ -158,6 +158,10 @@ pub struct DemoArgs {
     /// Seed of data order, weights and path sampling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Search strategy: dna (block-wise supernets: train → evaluate → select), spos or cream
+    /// (one-shot supernet: dnas search --strategy …). The rest of the chain is the same.
+    #[arg(long, default_value = "dna", value_parser = ["dna", "spos", "cream"])]
+    strategy: String,
 }
 
 /// The folder of shipped models: `$DNAS_ROOT/models`, `./models`, or the source tree's.
@@ -252,13 +256,14 @@ pub fn demo(a: DemoArgs) -> Result<Outcome> {
     let budget = crate::validate::budget::Budget::load(&budget_path)?;
     let dir = a.output.clone().unwrap_or_else(|| PathBuf::from(format!("runs/demo-{}", preset.name())));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create '{}'", dir.display()))?;
-    let search = dir.join("search");
+    let one_shot = a.strategy != "dna";
+    let search = if one_shot { dir.join(format!("search-{}", a.strategy)) } else { dir.join("search") };
     let student = dir.join("student");
     let arch = search.join("arch.json");
     let onnx = dir.join("student.onnx");
     let device = a.device.clone();
     let threads = a.threads.to_string();
-    let mut st = Stages { records: Vec::new(), total: 8 };
+    let mut st = Stages { records: Vec::new(), total: if one_shot { 6 } else { 8 } };
 
     // 1. Import the teacher and cut it (in process: what `dnas teacher inspect` prints).
     st.header("teacher import and cuts", "");
@@ -277,68 +282,110 @@ pub fn demo(a: DemoArgs) -> Result<Outcome> {
     });
     let max_macs = a.max_macs.or(budget.max_macs).unwrap_or(ins.macs / 2);
 
-    // 2. Supernets. Settings are always passed: `dnas train` refuses a run made with others.
-    let mut train = args![
-        "train",
-        "--run",
-        p(&search),
-        "--data",
-        a.data,
-        "--held-out",
-        s.held_out,
-        "--epochs",
-        s.search_epochs,
-        "--batch",
-        s.search_batch,
-        "--probe-batches",
-        s.probe_batches,
-        "--seed",
-        a.seed,
-        "--device",
-        device,
-        "--threads",
-        threads
-    ];
-    if let Some(n) = s.search_subset {
-        train.extend(args!["--train-subset", n]);
-    }
-    if !search.join("run.json").exists() {
-        train.extend(args!["--teacher", p(&teacher), "--space", p(&space)]);
-    }
-    st.run("supernet training (one teacher forward per batch, every block)", train)?;
-
-    // 3. Rankings.
-    let blocks = crate::search::run::RunDir::open(&search)?;
-    let n_blocks = blocks.space()?.blocks.len();
-    if (0..n_blocks).all(|i| blocks.eval_path(i).exists()) && rankings_current(&blocks, n_blocks) {
-        st.skip("candidate evaluation", "every block is already ranked (eval/block-*.json)");
+    if one_shot {
+        // 2. One-shot supernet and the strategy's pick under the budget, in one command.
+        let mut search_cmd = args![
+            "search",
+            "--strategy",
+            a.strategy,
+            "--run",
+            p(&search),
+            "--space",
+            p(&space),
+            "--teacher",
+            p(&teacher),
+            "--data",
+            a.data,
+            "--held-out",
+            s.held_out,
+            "--epochs",
+            s.search_epochs,
+            "--batch",
+            s.search_batch,
+            "--seed",
+            a.seed,
+            "--device",
+            device,
+            "--threads",
+            threads,
+            "--max-macs",
+            max_macs,
+            "--eval-batches",
+            s.eval_batches,
+            "--eval-batch",
+            s.eval_batch
+        ];
+        if let Some(n) = s.search_subset {
+            search_cmd.extend(args!["--train-subset", n]);
+        }
+        if let Some(mp) = budget.max_params {
+            search_cmd.extend(args!["--max-params", mp]);
+        }
+        st.run(&format!("one-shot supernet training and {} search", a.strategy), search_cmd)?;
     } else {
-        st.run(
-            "candidate evaluation",
-            args![
-                "evaluate",
-                "--run",
-                p(&search),
-                "--batches",
-                s.eval_batches,
-                "--batch",
-                s.eval_batch,
-                "--recal-batch",
-                s.recal_batch,
-                "--device",
-                device,
-                "--threads",
-                threads
-            ],
-        )?;
-    }
+        // 2. Supernets. Settings are always passed: `dnas train` refuses a run made with others.
+        let mut train = args![
+            "train",
+            "--run",
+            p(&search),
+            "--data",
+            a.data,
+            "--held-out",
+            s.held_out,
+            "--epochs",
+            s.search_epochs,
+            "--batch",
+            s.search_batch,
+            "--probe-batches",
+            s.probe_batches,
+            "--seed",
+            a.seed,
+            "--device",
+            device,
+            "--threads",
+            threads
+        ];
+        if let Some(n) = s.search_subset {
+            train.extend(args!["--train-subset", n]);
+        }
+        if !search.join("run.json").exists() {
+            train.extend(args!["--teacher", p(&teacher), "--space", p(&space)]);
+        }
+        st.run("supernet training (one teacher forward per batch, every block)", train)?;
 
-    // 4. Exact selection under the budget's cost limits.
-    let mut select = args!["select", "--run", p(&search), "--max-macs", max_macs, "-o", p(&arch)];
-    if let Some(mp) = budget.max_params {
-        select.extend(args!["--max-params", mp]);
+        // 3. Rankings.
+        let blocks = crate::search::run::RunDir::open(&search)?;
+        let n_blocks = blocks.space()?.blocks.len();
+        if (0..n_blocks).all(|i| blocks.eval_path(i).exists()) && rankings_current(&blocks, n_blocks) {
+            st.skip("candidate evaluation", "every block is already ranked (eval/block-*.json)");
+        } else {
+            st.run(
+                "candidate evaluation",
+                args![
+                    "evaluate",
+                    "--run",
+                    p(&search),
+                    "--batches",
+                    s.eval_batches,
+                    "--batch",
+                    s.eval_batch,
+                    "--recal-batch",
+                    s.recal_batch,
+                    "--device",
+                    device,
+                    "--threads",
+                    threads
+                ],
+            )?;
+        }
+
+        // 4. Exact selection under the budget's cost limits.
+        let mut select = args!["select", "--run", p(&search), "--max-macs", max_macs, "-o", p(&arch)];
+        if let Some(mp) = budget.max_params {
+            select.extend(args!["--max-params", mp]);
+        }
+        st.run("architecture selection", select)?;
     }
-    st.run("architecture selection", select)?;
 
     // 5. Retrain the child with KD (skipped when this very architecture finished already).
     let arch_json: serde_json::Value = read_json(&arch)?;
@@ -422,7 +469,7 @@ pub fn demo(a: DemoArgs) -> Result<Outcome> {
     let table = Table::from_reports(&read_json(&teacher_report)?, &read_json(&student_report)?)?;
     let wall = t0.elapsed().as_secs_f64();
     let record = serde_json::json!({
-        "format": "dnas.demo", "version": 1, "preset": preset, "settings": s, "device": device, "seed": a.seed, "data": a.data,
+        "format": "dnas.demo", "version": 1, "preset": preset, "strategy": a.strategy, "settings": s, "device": device, "seed": a.seed, "data": a.data,
         "teacher": teacher, "space": space, "budget": budget_path, "max_macs": max_macs, "max_params": budget.max_params,
         "search": search, "student": student, "model": onnx, "arch": arch,
         "teacher_report": teacher_report, "student_report": student_report,

@@ -55,9 +55,10 @@ pub struct OneShotArgs {
     pub max_macs: Option<u64>,
     #[arg(long, value_parser = parse_count)]
     pub max_params: Option<u64>,
-    /// Cream: epochs of plain training before the board fills and distillation starts.
-    #[arg(long, default_value_t = 1.0)]
-    pub cream_warmup_epochs: f64,
+    /// Cream: epochs of plain training before the board fills and distillation starts
+    /// (default: the first sixth of training, as the reference's 20 of 120 epochs).
+    #[arg(long)]
+    pub cream_warmup_epochs: Option<f64>,
     /// Cream: paths on the prioritized board.
     #[arg(long, default_value_t = 10)]
     pub board: usize,
@@ -139,7 +140,7 @@ pub fn search(a: OneShotArgs) -> Result<Outcome> {
     );
     let cfg = a.train.config()?;
     let cream_cfg = cream.then(|| CreamConfig {
-        warmup_steps: (a.cream_warmup_epochs * loader.batches_per_epoch() as f64).round() as usize,
+        warmup_steps: (a.cream_warmup_epochs.unwrap_or(a.train.epochs as f64 / 6.0) * loader.batches_per_epoch() as f64).round() as usize,
         board_size: a.board,
         margin: a.board_margin,
         matching: Matching::Top1,

@@ -42,17 +42,20 @@ pub fn unit_scope(block: usize, cell: usize, layer: usize, op: LayerOp) -> Strin
     format!("oneshot.blocks.{block}.cells.{cell}.layers.{layer}.{op}")
 }
 
+/// One value per op of every layer of every cell of every block: `[block][cell][layer][op]`.
+pub type PerOp<T> = Vec<Vec<Vec<Vec<T>>>>;
+
 pub struct OneShotNet {
     pub space: Resolved,
     pub stem: Trainable,
     /// `units[block][cell][layer][op]` (`None` = skip).
-    pub units: Vec<Vec<Vec<Vec<Option<Trainable>>>>>,
+    pub units: PerOp<Option<Trainable>>,
     pub head: Trainable,
     pub budget: PathBudget,
     seed: u64,
     /// (params, MACs) of the fixed part and of every op of every layer, for pure cost lookups.
     fixed: (u64, u64),
-    layer_cost: Vec<Vec<Vec<Vec<(u64, u64)>>>>,
+    layer_cost: PerOp<(u64, u64)>,
 }
 
 /// Draws before [`OneShotNet::sample`] gives up on a budget.

@@ -37,7 +37,10 @@ fn esc(s: &str) -> String {
 struct Sources {
     root: PathBuf,
     demo: Option<Value>,
-    search: RunDir,
+    /// The DNA search run (`None` when the demo searched with a one-shot strategy).
+    search: Option<RunDir>,
+    /// A one-shot search run (`dnas search --strategy spos|cream`).
+    oneshot: Option<PathBuf>,
     /// The selected architecture, when selection ran.
     arch: Option<Value>,
     student_dir: Option<PathBuf>,
@@ -50,14 +53,18 @@ impl Sources {
             let d = read_json(&dir.join("demo.json"))?;
             let s = d["search"].as_str().map(PathBuf::from).unwrap_or_else(|| dir.join("search"));
             // Paths in demo.json are as given when the demo ran; fall back to the layout inside `dir`.
-            let s = if s.join("run.json").exists() { s } else { dir.join("search") };
+            let s = if s.join("run.json").exists() || s.join("oneshot.json").exists() { s } else { dir.join("search") };
             (Some(d), s)
         } else if dir.join("run.json").exists() {
             (None, dir.to_path_buf())
         } else {
             bail!("'{}' is neither a demo directory (demo.json) nor a search run (run.json)", dir.display());
         };
-        let search = RunDir::open(&search_dir)?;
+        let (search, oneshot) = if search_dir.join("oneshot.json").exists() {
+            (None, Some(search_dir.clone()))
+        } else {
+            (Some(RunDir::open(&search_dir)?), None)
+        };
         let arch_path = demo
             .as_ref()
             .and_then(|d| d["arch"].as_str().map(PathBuf::from))
@@ -70,7 +77,7 @@ impl Sources {
             None if dir.join("student.validate.json").exists() => Some(read_json(&dir.join("student.validate.json"))?),
             None => None,
         };
-        Ok(Sources { root: dir.to_path_buf(), demo, search, arch, student_dir, validation })
+        Ok(Sources { root: dir.to_path_buf(), demo, search, oneshot, arch, student_dir, validation })
     }
 }
 
@@ -129,6 +136,117 @@ fn num(v: &Value) -> String {
         Some(x) => format!("{x:.4}"),
         None => v.as_str().map(String::from).unwrap_or_else(|| "-".into()),
     }
+}
+
+/// The DNA search's sections: per-block supernet curves and candidate scatters; returns the
+/// selected architecture's rows (block, ops, score, rank).
+fn dna_sections(search: &RunDir, arch: Option<&Value>, body: &mut String, charts: &mut Vec<(String, String)>) -> Result<Vec<Vec<String>>> {
+    // Supernet training and candidate rankings, block by block.
+    let space = search.space()?;
+    let names: Vec<String> = space.blocks.iter().map(|b| b.name.clone()).collect();
+    body.push_str("<h2>Supernet training (per block)</h2>\n<div class=\"grid\">\n");
+    for (i, name) in names.iter().enumerate() {
+        let series = block_curves(search, i, name)?;
+        if series.is_empty() {
+            let _ = writeln!(body, "<p>block {i} ('{}') has not been trained.</p>", esc(name));
+            continue;
+        }
+        let svg = line_chart(&format!("block {i} ({name}): MSE to the teacher"), "step", "MSE", &series)?;
+        body.push_str(&svg);
+        charts.push((format!("train-block-{i}"), svg));
+    }
+    body.push_str("</div>\n<h2>Candidates: score vs MACs (selected in red)</h2>\n<div class=\"grid\">\n");
+    let mut arch_rows = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let path = search.eval_path(i);
+        if !path.exists() {
+            let _ = writeln!(body, "<p>block {i} ('{}') has not been evaluated.</p>", esc(name));
+            continue;
+        }
+        let ranking = read_json(&path)?;
+        let cands = ranking["candidates"].as_array().cloned().unwrap_or_default();
+        let pts: Vec<(f64, f64)> = cands.iter().filter_map(|c| Some((c["macs"].as_f64()?, c["score"].as_f64()?))).collect();
+        let chosen_block = arch.and_then(|a| a["blocks"].as_array().and_then(|b| b.iter().find(|b| b["name"] == name.as_str())).cloned());
+        let chosen_cand = chosen_block.as_ref().and_then(|b| cands.iter().find(|c| c["id"] == b["candidate"]));
+        let chosen = chosen_cand.and_then(|c| Some((c["macs"].as_f64()?, c["score"].as_f64()?)));
+        let metric = ranking["metric"].as_str().unwrap_or("score");
+        let svg = scatter_chart(&format!("block {i} ({name}): {} candidates", cands.len()), "block MACs", metric, &pts, chosen)?;
+        body.push_str(&svg);
+        charts.push((format!("candidates-block-{i}"), svg));
+        if let (Some(b), Some(c)) = (&chosen_block, chosen_cand) {
+            let rank = cands.iter().position(|x| x["id"] == c["id"]).map_or(0, |p| p + 1);
+            arch_rows.push(vec![
+                format!("{i} {name}"),
+                num(&b["out"]),
+                num(&b["stride"]),
+                b["layers"].as_array().map(|l| l.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" → ")).unwrap_or_default(),
+                format!("{:.4}", c["score"].as_f64().unwrap_or(f64::NAN)),
+                format!("{rank} of {}", cands.len()),
+                num(&c["params"]),
+                num(&c["macs"]),
+            ]);
+        }
+    }
+    body.push_str("</div>\n");
+    Ok(arch_rows)
+}
+
+/// A one-shot search's sections: the supernet's training loss; Cream's board history (top-1 on
+/// the training batch against MACs of every admitted path, by quarter of training) or SPOS's
+/// evolution (inherited held-out top-1 of every scored architecture), the pick in red.
+fn oneshot_sections(run: &Path, arch: Option<&Value>, body: &mut String, charts: &mut Vec<(String, String)>) -> Result<()> {
+    let rec = read_json(&run.join("oneshot.json"))?;
+    let strategy = rec["strategy"].as_str().unwrap_or("one-shot").to_string();
+    let _ = writeln!(body, "<h2>One-shot search ({})</h2>\n<div class=\"grid\">", esc(&strategy));
+    let log = read_jsonl(&run.join("train").join("train.jsonl")).unwrap_or_default();
+    let loss: Vec<(f64, f64)> = log.iter().filter_map(|l| Some((l["step"].as_f64()?, l["loss"].as_f64()?))).collect();
+    if !loss.is_empty() {
+        let svg = line_chart(
+            "one-shot supernet: training loss",
+            "step",
+            "loss",
+            &[Series { name: "loss".into(), points: loss, dots_only: false }],
+        )?;
+        body.push_str(&svg);
+        charts.push(("oneshot-loss".into(), svg));
+    }
+    let pick = arch.and_then(|a| Some((a["predicted"]["macs"].as_f64()? / 1e6, 100.0 * a["predicted"]["score"].as_f64()?)));
+    let mut series = Vec::new();
+    let title;
+    if run.join("board.json").exists() {
+        let b = read_json(&run.join("board.json"))?;
+        let hist: Vec<(f64, f64, f64)> = b["history"]
+            .as_array()
+            .map(|h| h.iter().filter_map(|e| Some((e[0].as_f64()?, e[2].as_f64()? / 1e6, 100.0 * e[1].as_f64()?))).collect())
+            .unwrap_or_default();
+        let last = hist.iter().map(|h| h.0).fold(1.0, f64::max);
+        for q in 0..4 {
+            let pts: Vec<(f64, f64)> =
+                hist.iter().filter(|h| ((4.0 * h.0 / (last + 1.0)) as usize).min(3) == q).map(|h| (h.1, h.2)).collect();
+            if !pts.is_empty() {
+                series.push(Series { name: format!("admitted in quarter {} of training", q + 1), points: pts, dots_only: true });
+            }
+        }
+        title = format!("Cream board history: {} admissions", hist.len());
+    } else {
+        let e = read_json(&run.join("evolution.json")).unwrap_or_default();
+        let pts: Vec<(f64, f64)> = e["scored"]
+            .as_array()
+            .map(|v| v.iter().filter_map(|s| Some((s["macs"].as_f64()? / 1e6, 100.0 * s["score"].as_f64()?))).collect())
+            .unwrap_or_default();
+        title = format!("SPOS evolution: {} architectures scored", pts.len());
+        series.push(Series { name: "scored (inherited weights)".into(), points: pts, dots_only: true });
+    }
+    if let Some(p) = pick {
+        series.push(Series { name: "pick (inherited held-out top-1)".into(), points: vec![p], dots_only: true });
+    }
+    if series.iter().any(|s| !s.points.is_empty()) {
+        let svg = line_chart(&title, "MMACs", "top-1 %", &series)?;
+        body.push_str(&svg);
+        charts.push((format!("oneshot-{strategy}"), svg));
+    }
+    body.push_str("</div>\n");
+    Ok(())
 }
 
 /// The self-contained page around `body`.
@@ -211,54 +329,14 @@ pub fn render(dir: &Path, validate: Option<&Path>) -> Result<Report> {
         table(&mut body, &["stage", "seconds", "command"], &stages);
     }
 
-    // Supernet training and candidate rankings, block by block.
-    let space = src.search.space()?;
-    let names: Vec<String> = space.blocks.iter().map(|b| b.name.clone()).collect();
-    body.push_str("<h2>Supernet training (per block)</h2>\n<div class=\"grid\">\n");
-    for (i, name) in names.iter().enumerate() {
-        let series = block_curves(&src.search, i, name)?;
-        if series.is_empty() {
-            let _ = writeln!(body, "<p>block {i} ('{}') has not been trained.</p>", esc(name));
-            continue;
+    let arch_rows = match (&src.search, &src.oneshot) {
+        (Some(search), _) => dna_sections(search, src.arch.as_ref(), &mut body, &mut charts)?,
+        (None, Some(run)) => {
+            oneshot_sections(run, src.arch.as_ref(), &mut body, &mut charts)?;
+            Vec::new()
         }
-        let svg = line_chart(&format!("block {i} ({name}): MSE to the teacher"), "step", "MSE", &series)?;
-        body.push_str(&svg);
-        charts.push((format!("train-block-{i}"), svg));
-    }
-    body.push_str("</div>\n<h2>Candidates: score vs MACs (selected in red)</h2>\n<div class=\"grid\">\n");
-    let mut arch_rows = Vec::new();
-    for (i, name) in names.iter().enumerate() {
-        let path = src.search.eval_path(i);
-        if !path.exists() {
-            let _ = writeln!(body, "<p>block {i} ('{}') has not been evaluated.</p>", esc(name));
-            continue;
-        }
-        let ranking = read_json(&path)?;
-        let cands = ranking["candidates"].as_array().cloned().unwrap_or_default();
-        let pts: Vec<(f64, f64)> = cands.iter().filter_map(|c| Some((c["macs"].as_f64()?, c["score"].as_f64()?))).collect();
-        let chosen_block =
-            src.arch.as_ref().and_then(|a| a["blocks"].as_array().and_then(|b| b.iter().find(|b| b["name"] == name.as_str())).cloned());
-        let chosen_cand = chosen_block.as_ref().and_then(|b| cands.iter().find(|c| c["id"] == b["candidate"]));
-        let chosen = chosen_cand.and_then(|c| Some((c["macs"].as_f64()?, c["score"].as_f64()?)));
-        let metric = ranking["metric"].as_str().unwrap_or("score");
-        let svg = scatter_chart(&format!("block {i} ({name}): {} candidates", cands.len()), "block MACs", metric, &pts, chosen)?;
-        body.push_str(&svg);
-        charts.push((format!("candidates-block-{i}"), svg));
-        if let (Some(b), Some(c)) = (&chosen_block, chosen_cand) {
-            let rank = cands.iter().position(|x| x["id"] == c["id"]).map_or(0, |p| p + 1);
-            arch_rows.push(vec![
-                format!("{i} {name}"),
-                num(&b["out"]),
-                num(&b["stride"]),
-                b["layers"].as_array().map(|l| l.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" → ")).unwrap_or_default(),
-                format!("{:.4}", c["score"].as_f64().unwrap_or(f64::NAN)),
-                format!("{rank} of {}", cands.len()),
-                num(&c["params"]),
-                num(&c["macs"]),
-            ]);
-        }
-    }
-    body.push_str("</div>\n");
+        (None, None) => Vec::new(),
+    };
     if let Some(a) = &src.arch {
         body.push_str("<h2>Selected architecture</h2>\n");
         let p = &a["predicted"];

@@ -77,7 +77,8 @@ fn pool(r: &Resolved, cost: &mut PointCost, opts: &TruthSampling) -> Result<Vec<
         Ok(())
     };
     // The space's two MACs extremes (cheapest and dearest ops of the best cell combination).
-    let (mut lo, mut hi): (Option<(u64, Point)>, Option<(u64, Point)>) = (None, None);
+    let mut lo: Option<(u64, Point)> = None;
+    let mut hi: Option<(u64, Point)> = None;
     for cells in r.cell_combinations() {
         let a = extreme_point(r, &cells, cost, false)?;
         let b = extreme_point(r, &cells, cost, true)?;
