@@ -9,15 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const TINY_SPACE: &str = r#"{
-  "name": "fmnist_tiny", "version": 1, "input": [1, 28, 28], "classes": 10,
-  "stem": {"channels": 16, "kernel": 3, "stride": 1, "layers": [{"op": "ir_k3_e1", "out": 16}], "cut": 0},
-  "blocks": [
-    {"name": "s1", "cut": 1, "out": 24, "width": 16, "stride": 2, "lr": 0.005, "cells": [{"layers": 1}, {"layers": 2}], "ops": ["ir_k3_e3", "ir_k5_e3"]},
-    {"name": "s2", "cut": 2, "out": 40, "stride": 2, "lr": 0.004, "cells": [{"layers": 2}], "ops": ["ir_k3_e3", "ir_k3_e6", "skip"]}
-  ],
-  "head": {"channels": 64}
-}"#;
+use common::TINY_SPACE;
 
 fn search(strategy: &str, space: &Path, run: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_dnas"));

@@ -11,6 +11,18 @@ use dnas::validate::ort_rt::OrtModel;
 use dnas::validate::tract_rt::TractModel;
 use dnas::validate::Array;
 
+/// A tiny space over the shipped Fashion-MNIST teacher's first two stage cuts: 2 blocks, a
+/// one- and a two-layer cell, a `skip` op; 36 architectures, 2.0–4.2M MACs.
+pub const TINY_SPACE: &str = r#"{
+  "name": "fmnist_tiny", "version": 1, "input": [1, 28, 28], "classes": 10,
+  "stem": {"channels": 16, "kernel": 3, "stride": 1, "layers": [{"op": "ir_k3_e1", "out": 16}], "cut": 0},
+  "blocks": [
+    {"name": "s1", "cut": 1, "out": 24, "width": 16, "stride": 2, "lr": 0.005, "cells": [{"layers": 1}, {"layers": 2}], "ops": ["ir_k3_e3", "ir_k5_e3"]},
+    {"name": "s2", "cut": 2, "out": 40, "stride": 2, "lr": 0.004, "cells": [{"layers": 2}], "ops": ["ir_k3_e3", "ir_k3_e6", "skip"]}
+  ],
+  "head": {"channels": 64}
+}"#;
+
 pub fn dnas_home() -> PathBuf {
     PathBuf::from(std::env::var("DNAS_HOME").expect("DNAS_HOME is not set: run the tests through tools/test.sh"))
 }
