@@ -30,7 +30,7 @@ use crate::oneshot::{inherited_top1, EvalData, OneShotNet, PathBudget};
 use crate::space::point::Point;
 use crate::space::{resolve_standalone, Resolved, SearchSpace};
 use crate::train::fit;
-use crate::util::{create_or_match, read_json, write_atomic};
+use crate::util::{create_or_match, write_atomic};
 
 #[derive(Args)]
 pub struct OneShotArgs {
@@ -105,12 +105,7 @@ pub fn search(a: OneShotArgs) -> Result<Outcome> {
     set_threads(a.train.threads);
     let device = parse_device(&a.train.device)?;
     let resolved = resolve_space(&a.space, a.teacher.as_deref())?;
-    let (mut max_macs, mut max_params) = (a.max_macs, a.max_params);
-    if let Some(b) = &a.budget {
-        let budget = crate::validate::budget::Budget::load(b)?;
-        max_macs = max_macs.or(budget.max_macs);
-        max_params = max_params.or(budget.max_params);
-    }
+    let (max_macs, max_params) = cost_limits(a.budget.as_deref(), a.max_macs, a.max_params)?;
     let budget = PathBudget { max_macs, max_params };
     let splits = open(&a.data.spec(a.train.seed))?;
     let mut train_set = splits.train.clone();
@@ -214,7 +209,13 @@ pub fn search(a: OneShotArgs) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-/// The one-shot run's record (for study and report).
-pub fn read_record(run: &Path) -> Result<serde_json::Value> {
-    read_json(&run.join("oneshot.json"))
+/// MACs and params limits: the flags, else the budget file's `max_macs` / `max_params`.
+pub fn cost_limits(budget: Option<&Path>, max_macs: Option<u64>, max_params: Option<u64>) -> Result<(Option<u64>, Option<u64>)> {
+    match budget {
+        Some(b) => {
+            let budget = crate::validate::budget::Budget::load(b)?;
+            Ok((max_macs.or(budget.max_macs), max_params.or(budget.max_params)))
+        }
+        None => Ok((max_macs, max_params)),
+    }
 }

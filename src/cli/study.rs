@@ -487,12 +487,7 @@ pub fn pick_cmd(a: PickArgs) -> Result<Outcome> {
     if run.record.space != study.record.space {
         bail!("the run searched space {} but the study is of {}", run.record.space, study.record.space);
     }
-    let (mut max_macs, mut max_params) = (a.max_macs, a.max_params);
-    if let Some(b) = &a.budget {
-        let budget = crate::validate::budget::Budget::load(b)?;
-        max_macs = max_macs.or(budget.max_macs);
-        max_params = max_params.or(budget.max_params);
-    }
+    let (max_macs, max_params) = super::oneshot::cost_limits(a.budget.as_deref(), a.max_macs, a.max_params)?;
     if max_macs.is_none() && max_params.is_none() {
         bail!("give --budget, --max-macs or --max-params: the pick and the random architectures share that budget");
     }
