@@ -38,7 +38,9 @@ fn space_file(dir: &Path) -> PathBuf {
 fn cream_resumed_after_sigkill_equals_an_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
     let space = space_file(dir.path());
-    let cream = ["--cream-warmup-epochs", "0.5", "--board", "4"];
+    // Meta matching (the default) with an update every 5 steps: the meta layer and the board's
+    // image slices must travel in the checkpoint too.
+    let cream = ["--cream-warmup-epochs", "0.5", "--board", "4", "--meta-every", "5"];
     let full = dir.path().join("full");
     let r = ok(&search("cream", &space, &full, &cream).output().unwrap());
     assert_eq!(r["train_steps"], 48);
@@ -46,6 +48,11 @@ fn cream_resumed_after_sigkill_equals_an_uninterrupted_run() {
     let board: serde_json::Value = serde_json::from_slice(&std::fs::read(full.join("board.json")).unwrap()).unwrap();
     assert!(board["distilled_steps"].as_u64().unwrap() > 0 && !board["board"]["entries"].as_array().unwrap().is_empty(), "{board}");
     assert!(board["board"]["entries"].as_array().unwrap().iter().all(|e| e["macs"].as_u64().unwrap() <= 3_000_000));
+    assert_eq!(board["matching"], "meta");
+    let updates = board["meta"]["updates"].as_array().unwrap();
+    assert!(updates.len() >= 6 && updates.iter().all(|u| u[0].as_u64().unwrap() % 5 == 0), "{}", board["meta"]);
+    let w = common::tensor_bytes(&full.join("train/final.safetensors"));
+    assert!(w["cream.meta.weight"].iter().any(|&b| b != 0), "the meta layer learnt nothing");
 
     // Again, killed after a checkpoint past the warm-up (the board is in it), then resumed.
     let cut = dir.path().join("cut");
@@ -76,7 +83,7 @@ fn cream_resumed_after_sigkill_equals_an_uninterrupted_run() {
     assert_eq!(r["key"], r2["key"]);
 
     // Other settings in the same run directory are refused, naming the field.
-    let o = search("cream", &space, &cut, &["--cream-warmup-epochs", "1", "--board", "4"]).output().unwrap();
+    let o = search("cream", &space, &cut, &["--cream-warmup-epochs", "1", "--board", "4", "--meta-every", "5"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("cream.warmup_steps"), "{}", String::from_utf8_lossy(&o.stderr));
 }

@@ -156,6 +156,36 @@ fn truth_resumes_after_sigkill_then_rank_pick_and_report() {
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(study.join("rank/spos.inherited.json")).unwrap()).unwrap();
     assert_eq!(r["archs"], 4);
     assert!(r["points"].as_array().unwrap().iter().all(|p| (0.0..=1.0).contains(&p["predicted"].as_f64().unwrap())));
+    // Its pick (arch.json) enters a pick comparison under the budget it was searched with, and
+    // shares the random architectures (same seed and budget) with the DNA run's comparison.
+    let mut pick = dnas(&["study", "pick", "--truth"]);
+    ok(&pick.arg(&study).arg("--run").arg(&oneshot).args(["--max-macs", "3M", "--random", "2", "--plan-only"]).output().unwrap());
+    let plan = |name: &str| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(study.join(format!("plan-pick-{name}.json"))).unwrap()).unwrap();
+        v["entries"].as_array().unwrap().iter().map(|e| e["key"].as_str().unwrap().to_string()).collect()
+    };
+    let arch: serde_json::Value = serde_json::from_slice(&std::fs::read(oneshot.join("arch.json")).unwrap()).unwrap();
+    let key = dnas::space::point::arch_key(&serde_json::from_value(arch).unwrap());
+    assert_eq!(plan("spos")[0], key);
+    assert_eq!(plan("spos")[1..], plan("search")[1..]);
+    let mut pick = dnas(&["study", "pick", "--truth"]);
+    let o = pick.arg(&study).arg("--run").arg(&oneshot).args(["--max-macs", "2M", "--random", "2", "--plan-only"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("was searched under max_macs 3000000 / max_params none"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // DNA with another block metric: its own comparison, named after the metric.
+    let mut pick = dnas(&["study", "pick", "--truth"]);
+    ok(&pick
+        .arg(&study)
+        .arg("--run")
+        .arg(&run)
+        .args(["--max-macs", "3M", "--random", "2", "--metric", "cell-z", "--plan-only"])
+        .output()
+        .unwrap());
+    assert_eq!(plan("search-cell-z")[1..], plan("search")[1..]);
 
     let mut report = dnas(&["report", "--study"]);
     ok(&report.arg(&study).output().unwrap());

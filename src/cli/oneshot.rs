@@ -26,6 +26,7 @@ use crate::data::{open, Dataset, Loader};
 use crate::exec::parse_device;
 use crate::oneshot::evolve::{evolve, EvolveConfig};
 use crate::oneshot::learner::{CreamConfig, Matching, OneShotLearner};
+use crate::oneshot::meta::MetaConfig;
 use crate::oneshot::{inherited_top1, EvalData, OneShotNet, PathBudget};
 use crate::space::point::Point;
 use crate::space::{resolve_standalone, Resolved, SearchSpace};
@@ -65,9 +66,19 @@ pub struct OneShotArgs {
     /// Cream: top-1 margin over the worst board path for a path with more MACs.
     #[arg(long, default_value_t = 0.05)]
     pub board_margin: f64,
-    /// Cream: how the teaching board path is chosen (top1: the best, m = 1).
-    #[arg(long, default_value = "top1")]
+    /// Cream: how the teaching board path and its weight m are chosen — meta: the meta-network
+    /// over softmax differences, learnt by the one-step unrolled rule; top1: the best, m = 1.
+    #[arg(long, default_value = "meta")]
     pub matching: String,
+    /// Cream (meta): steps between meta-network updates (reference 200).
+    #[arg(long, default_value_t = 200)]
+    pub meta_every: usize,
+    /// Cream (meta): the meta layer's learning rate (reference 1e-4).
+    #[arg(long, default_value_t = 1e-4)]
+    pub meta_lr: f64,
+    /// Cream (meta): images per board slice (reference 4).
+    #[arg(long, default_value_t = 4)]
+    pub meta_slice: usize,
     /// SPOS: evolutionary search sizes.
     #[arg(long, default_value_t = 20)]
     pub population: usize,
@@ -134,15 +145,30 @@ pub fn search(a: OneShotArgs) -> Result<Outcome> {
         },
     );
     let cfg = a.train.config()?;
+    let matching = match a.matching.as_str() {
+        "meta" => Matching::Meta,
+        "top1" => Matching::Top1,
+        other => bail!("--matching '{other}' is not known (meta, top1)"),
+    };
+    if matching == Matching::Meta && (a.meta_slice == 0 || 2 * a.meta_slice > a.train.batch) {
+        bail!(
+            "--meta-slice {} needs 1 ≤ 2·slice ≤ --batch {} (the unrolled update uses two slices of a batch)",
+            a.meta_slice,
+            a.train.batch
+        );
+    }
     let cream_cfg = cream.then(|| CreamConfig {
         warmup_steps: (a.cream_warmup_epochs.unwrap_or(a.train.epochs as f64 / 6.0) * loader.batches_per_epoch() as f64).round() as usize,
         board_size: a.board,
         margin: a.board_margin,
-        matching: Matching::Top1,
+        matching,
+        meta: (matching == Matching::Meta).then_some(MetaConfig {
+            slice: a.meta_slice,
+            every: a.meta_every,
+            lr: a.meta_lr,
+            inner_lr: a.train.lr,
+        }),
     });
-    if a.matching != "top1" {
-        bail!("--matching '{}' is not available (top1)", a.matching);
-    }
     let record = serde_json::json!({
         "format": "dnas.oneshot", "version": 1, "strategy": a.strategy,
         "space": format!("{}@{}", resolved.space.name, resolved.space.version),
@@ -168,7 +194,7 @@ pub fn search(a: OneShotArgs) -> Result<Outcome> {
         write_atomic(
             &a.run.join("board.json"),
             serde_json::to_string_pretty(&serde_json::json!({"board": learner.board, "history": learner.history,
-                "distilled_steps": learner.distilled_steps}))?
+                "distilled_steps": learner.distilled_steps, "matching": matching, "meta": learner.meta_log}))?
             .as_bytes(),
         )?;
         let best = learner.board.best().context("the board is empty: train past --cream-warmup-epochs")?;

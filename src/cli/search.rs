@@ -11,6 +11,7 @@ use crate::data::DataSpec;
 use crate::exec::parse_device;
 use crate::search::choose::{choose, LatencyLut};
 use crate::search::evaluate::{evaluate, EvalOptions};
+use crate::search::metric::DnaMetric;
 use crate::search::run::{RunDir, SupernetTrain};
 use crate::search::select::Budget;
 use crate::search::train::{train_blocks, TrainOptions};
@@ -265,6 +266,10 @@ pub struct SelectArgs {
     /// Also write the next best architectures (arch-2.json, …).
     #[arg(long, default_value_t = 1)]
     top: usize,
+    /// Block loss added up: score (mean|Y−Ŷ|/std, DNA's), mse, mse-var, or cell-z (the score
+    /// standardised within each cell; see `dnas study` in the README).
+    #[arg(long, default_value = "score")]
+    metric: String,
     /// Output architecture JSON (default RUN/arch.json).
     #[arg(short, long)]
     output: Option<PathBuf>,
@@ -296,7 +301,7 @@ pub fn select_cmd(a: SelectArgs) -> Result<Outcome> {
     }
     let budget = Budget { max_macs: a.max_macs, max_params: a.max_params, max_ms: a.max_ms, ..Default::default() };
     let t0 = std::time::Instant::now();
-    let choice = choose(&run, budget, lut.as_ref(), a.top)?;
+    let choice = choose(&run, budget, lut.as_ref(), a.top, DnaMetric::parse(&a.metric)?)?;
     let secs = t0.elapsed().as_secs_f64();
     let base = a.output.clone().unwrap_or_else(|| run.root.join("arch.json"));
     let mut files = Vec::new();

@@ -12,13 +12,14 @@ use super::train::{fit_classifier, ClassifierJob, DataArgs, TrainArgs};
 use super::Outcome;
 use crate::exec::parse_device;
 use crate::search::choose::choose;
+use crate::search::metric::DnaMetric;
 use crate::search::run::{resolve_with_teacher, sha256_hex, RunDir};
 use crate::search::select::Budget as SelectBudget;
 use crate::space::arch::{build_child, Arch};
 use crate::space::point::{arch_key, PointCost};
 use crate::space::SearchSpace;
 use crate::study::pick::pick_report;
-use crate::study::predict::{DnaMetric, DnaPredictor, OneShotPredictor, Predictor};
+use crate::study::predict::{DnaPredictor, OneShotPredictor, Predictor};
 use crate::study::rank::rank;
 use crate::study::sample::{random_within, truth_sample, Sampled, TruthSampling};
 use crate::study::truth::{schedule, KdRecipe, PlanEntry, Recipe, Retrainer, StudyDir, StudyRecord, Trained, Truth};
@@ -453,9 +454,17 @@ pub struct PickArgs {
     /// Study directory whose recipe retrains the pick and the random architectures.
     #[arg(long)]
     truth: PathBuf,
-    /// Search run (rankings) the pick is selected from.
+    /// Search run the pick comes from: a DNA run (selected here from its rankings under the
+    /// budget) or a one-shot run of `dnas search --strategy spos|cream` (its `arch.json`, which
+    /// must have been searched under the same budget).
     #[arg(long)]
     run: PathBuf,
+    /// DNA: the block loss selection adds up (score, mse, mse-var, cell-z).
+    #[arg(long, default_value = "score")]
+    metric: String,
+    /// One-shot runs: the teacher that resolves the space's tensor cuts (and teaches a --kd recipe).
+    #[arg(long)]
+    teacher: Option<PathBuf>,
     /// Budget file (its max_macs / max_params constrain both the pick and the random ones).
     #[arg(long)]
     budget: Option<PathBuf>,
@@ -481,23 +490,67 @@ pub struct PickArgs {
     json: bool,
 }
 
+/// The pick of a one-shot run (`arch.json`), its space resolved on the study's teacher; the run
+/// must have searched under the pick's budget, or the comparison would not be fair.
+fn oneshot_pick(
+    run: &Path,
+    study: &StudyDir,
+    teacher: Option<&Path>,
+    max_macs: Option<u64>,
+    max_params: Option<u64>,
+) -> Result<(Arch, crate::space::Resolved)> {
+    let file = run.join("arch.json");
+    if !file.exists() {
+        bail!("'{}' has no pick: run dnas search --strategy … --run {} first", file.display(), run.display());
+    }
+    let arch: Arch =
+        serde_json::from_value(crate::util::read_json(&file)?).with_context(|| format!("'{}' is not an architecture", file.display()))?;
+    let searched = (arch.budget["max_macs"].as_u64(), arch.budget["max_params"].as_u64());
+    if searched != (max_macs, max_params) {
+        let show = |v: Option<u64>| v.map_or("none".to_string(), |v| v.to_string());
+        bail!(
+            "'{}' was searched under max_macs {} / max_params {}, not the pick's {} / {}: search again under that budget",
+            run.display(),
+            show(searched.0),
+            show(searched.1),
+            show(max_macs),
+            show(max_params)
+        );
+    }
+    let resolved = crate::cli::oneshot::resolve_space(&run.join("space.json"), teacher)?;
+    let space = format!("{}@{}", resolved.space.name, resolved.space.version);
+    if space != study.record.space {
+        bail!("the run searched space {space} but the study is of {}", study.record.space);
+    }
+    Ok((arch, resolved))
+}
+
 pub fn pick_cmd(a: PickArgs) -> Result<Outcome> {
     let study = StudyDir::open(&a.truth)?;
-    let run = RunDir::open(&a.run)?;
-    if run.record.space != study.record.space {
-        bail!("the run searched space {} but the study is of {}", run.record.space, study.record.space);
-    }
     let (max_macs, max_params) = super::oneshot::cost_limits(a.budget.as_deref(), a.max_macs, a.max_params)?;
     if max_macs.is_none() && max_params.is_none() {
         bail!("give --budget, --max-macs or --max-params: the pick and the random architectures share that budget");
     }
-    let teacher = run.root.join("teacher.onnx");
-    let (resolved, _) = open_space(&run.root.join("space.json"), &teacher)?;
-    let choice = choose(&run, SelectBudget { max_macs, max_params, ..Default::default() }, None, 1)?;
-    let picked = choice.archs.into_iter().next().context("no architecture fits the budget")?;
+    let (picked, resolved, teacher) = if a.run.join("oneshot.json").exists() {
+        let (arch, resolved) = oneshot_pick(&a.run, &study, a.teacher.as_deref(), max_macs, max_params)?;
+        (arch, resolved, a.teacher.clone())
+    } else {
+        let run = RunDir::open(&a.run)?;
+        if run.record.space != study.record.space {
+            bail!("the run searched space {} but the study is of {}", run.record.space, study.record.space);
+        }
+        let teacher = run.root.join("teacher.onnx");
+        let (resolved, _) = open_space(&run.root.join("space.json"), &teacher)?;
+        let metric = DnaMetric::parse(&a.metric)?;
+        let choice = choose(&run, SelectBudget { max_macs, max_params, ..Default::default() }, None, 1, metric)?;
+        (choice.archs.into_iter().next().context("no architecture fits the budget")?, resolved, Some(teacher))
+    };
     let mut cost = PointCost::new(&resolved)?;
     let random = random_within(&resolved, &mut cost, a.random, a.seed, max_macs, max_params)?;
-    let name = run_name(&a.run, &a.name);
+    let name = match (&a.name, a.metric.as_str()) {
+        (None, m) if m != "score" && !a.run.join("oneshot.json").exists() => format!("{}-{m}", run_name(&a.run, &None)),
+        _ => run_name(&a.run, &a.name),
+    };
     let seeds = vec![a.train_seed];
     let mut plan = vec![PlanEntry {
         key: arch_key(&picked),
@@ -514,7 +567,7 @@ pub fn pick_cmd(a: PickArgs) -> Result<Outcome> {
     let plan = study.create_or_open_plan(&format!("pick-{name}"), header, plan)?;
     println!("pick {} ({} MACs) vs {} random architectures within {budget_json}", plan[0].key, plan[0].macs, a.random);
     if !a.runner.plan_only {
-        let mut trainer = ClassifierRetrainer { runner: a.runner.clone(), teacher: Some(teacher) };
+        let mut trainer = ClassifierRetrainer { runner: a.runner.clone(), teacher };
         let sched = schedule(&plan);
         study.run_schedule(&sched, a.runner.shard, &mut trainer, &mut |_| Ok(()))?;
     } else {

@@ -11,6 +11,7 @@
 pub mod board;
 pub mod evolve;
 pub mod learner;
+pub mod meta;
 
 use std::collections::HashMap;
 
@@ -206,6 +207,31 @@ impl OneShotNet {
         self.modules_on(Some(p)).into_iter().flat_map(|(m, on)| std::iter::repeat_n(on, m.param_count())).collect()
     }
 
+    /// The parameters path `p` trains (stem, its ops, head), in [`OneShotNet::parameters`] order.
+    pub fn path_parameters(&self, p: &Point) -> Vec<T> {
+        self.modules_on(Some(p)).into_iter().filter(|(_, on)| *on).flat_map(|(m, _)| m.parameters()).map(|(_, t, _)| t).collect()
+    }
+
+    /// A copy of everything path `p` holds (parameters and BatchNorm statistics), to put back
+    /// with [`OneShotNet::restore`] after a forward or simulated update that must leave no trace.
+    pub fn snapshot(&self, p: &Point) -> Result<Vec<(T, T)>> {
+        let _g = tch::no_grad_guard();
+        self.modules_on(Some(p))
+            .into_iter()
+            .filter(|(_, on)| *on)
+            .flat_map(|(m, _)| m.state())
+            .map(|(_, t)| Ok((t.shallow_clone(), t.f_detach()?.copy())))
+            .collect()
+    }
+
+    pub fn restore(snapshot: &[(T, T)]) -> Result<()> {
+        let _g = tch::no_grad_guard();
+        for (dst, src) in snapshot {
+            dst.shallow_clone().f_copy_(src)?;
+        }
+        Ok(())
+    }
+
     pub fn state(&self) -> Vec<(String, T)> {
         self.modules_on(None).into_iter().flat_map(|(m, _)| m.state()).collect()
     }
@@ -284,6 +310,20 @@ pub fn inherited_top1(net: &mut OneShotNet, p: &Point, recal: &T, held: &[(T, T)
     Ok(correct as f64 / total as f64)
 }
 
+/// A two-block space small enough for unit tests (cells of 1 and 2 layers, a skip op).
+#[cfg(test)]
+pub(crate) const TEST_SPACE: &str = r#"{"name":"t","version":1,"input":[1,8,8],"classes":3,
+    "stem":{"channels":4,"kernel":3,"stride":1,"cut":0},
+    "blocks":[{"name":"b0","cut":1,"out":6,"stride":2,"cells":[{"layers":1},{"layers":2}],"ops":["ir_k3_e3","ir_k5_e3"]},
+              {"name":"b1","cut":2,"out":8,"stride":1,"cells":[{"layers":2}],"ops":["ir_k3_e3","skip"]}],
+    "head":{"channels":8}}"#;
+
+#[cfg(test)]
+pub(crate) fn test_net(budget: PathBudget) -> OneShotNet {
+    let r = crate::space::resolve_standalone(&crate::space::SearchSpace::parse(TEST_SPACE).unwrap()).unwrap();
+    OneShotNet::new(&r, budget, 3, Device::Cpu).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::learner::{CreamConfig, Matching, OneShotLearner};
@@ -293,15 +333,10 @@ mod tests {
     use crate::train::optim::{OptimConfig, Optimizer};
     use crate::train::Learner;
 
-    const SPACE: &str = r#"{"name":"t","version":1,"input":[1,8,8],"classes":3,
-        "stem":{"channels":4,"kernel":3,"stride":1,"cut":0},
-        "blocks":[{"name":"b0","cut":1,"out":6,"stride":2,"cells":[{"layers":1},{"layers":2}],"ops":["ir_k3_e3","ir_k5_e3"]},
-                  {"name":"b1","cut":2,"out":8,"stride":1,"cells":[{"layers":2}],"ops":["ir_k3_e3","skip"]}],
-        "head":{"channels":8}}"#;
+    const SPACE: &str = TEST_SPACE;
 
     fn net(budget: PathBudget) -> OneShotNet {
-        let r = resolve_standalone(&SearchSpace::parse(SPACE).unwrap()).unwrap();
-        OneShotNet::new(&r, budget, 3, Device::Cpu).unwrap()
+        test_net(budget)
     }
 
     fn batch(n: usize, seed: u64) -> Batch {
@@ -321,7 +356,7 @@ mod tests {
 
     #[test]
     fn a_step_moves_exactly_the_sampled_path_and_paths_fit_the_budget() {
-        for cream in [None, Some(CreamConfig { warmup_steps: 0, board_size: 3, margin: 0.05, matching: Matching::Top1 })] {
+        for cream in [None, Some(CreamConfig { warmup_steps: 0, board_size: 3, margin: 0.05, matching: Matching::Top1, meta: None })] {
             let mut l = OneShotLearner::new(net(PathBudget::default()), [1, 8, 8], 0.0, cream.clone());
             let mut opt = Optimizer::new(OptimConfig::parse("adamw").unwrap());
             for step in 0..3 {

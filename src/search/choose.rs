@@ -12,6 +12,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::evaluate::BlockRanking;
+use super::metric::DnaMetric;
 use super::run::RunDir;
 use super::select::{select, BlockChoices, Budget, Candidate, SearchStats, Selection};
 use crate::space::arch::{fixed_cost, Arch, ArchBlock, Predicted};
@@ -77,7 +78,8 @@ pub fn load_rankings(run: &RunDir, blocks: usize) -> Result<Vec<BlockRanking>> {
 }
 
 /// Selects the `top` best architectures of `run` under `budget` (its `fixed_*` are filled here).
-pub fn choose(run: &RunDir, mut budget: Budget, lut: Option<&LatencyLut>, top: usize) -> Result<Choice> {
+/// `metric` turns each block's ranking into the losses added up (`DnaMetric::Score`: DNA's).
+pub fn choose(run: &RunDir, mut budget: Budget, lut: Option<&LatencyLut>, top: usize, metric: DnaMetric) -> Result<Choice> {
     let space = run.space()?;
     let rankings = load_rankings(run, space.blocks.len())?;
     let (fixed_params, fixed_macs) = space_fixed_cost(&space)?;
@@ -91,22 +93,24 @@ pub fn choose(run: &RunDir, mut budget: Budget, lut: Option<&LatencyLut>, top: u
     }
     let mut blocks = Vec::new();
     for r in &rankings {
+        let losses = metric.block_losses(r);
         let candidates = r
             .candidates
             .iter()
-            .map(|c| {
+            .zip(losses)
+            .map(|(c, loss)| {
                 let latency_ms = match lut {
                     Some(l) => c.units.iter().map(|k| l.layer_ms(k)).sum::<Result<f64>>().with_context(|| format!("block '{}'", r.name))?,
                     None => 0.0,
                 };
-                Ok(Candidate { id: c.id.clone(), loss: c.score, macs: c.macs, params: c.params, latency_ms })
+                Ok(Candidate { id: c.id.clone(), loss, macs: c.macs, params: c.params, latency_ms })
             })
             .collect::<Result<Vec<_>>>()?;
         blocks.push(BlockChoices { name: r.name.clone(), candidates });
     }
     let (selections, stats) = select(&blocks, &budget, top)?;
     let budget_json = serde_json::json!({"max_macs": budget.max_macs, "max_params": budget.max_params, "max_ms": budget.max_ms,
-        "latency_provider": lut.map(|l| l.provider.clone())});
+        "latency_provider": lut.map(|l| l.provider.clone()), "metric": metric.label()});
     let archs = selections
         .iter()
         .enumerate()

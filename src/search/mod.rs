@@ -3,6 +3,7 @@
 
 pub mod choose;
 pub mod evaluate;
+pub mod metric;
 pub mod run;
 pub mod select;
 pub mod train;

@@ -27,40 +27,7 @@ pub trait Predictor {
     fn predict(&mut self, arch: &Arch) -> Result<f64>;
 }
 
-/// How DNA's per-candidate numbers become a block score (summed over blocks, lower is better).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DnaMetric {
-    /// mean|Y−Ŷ| / std(Y) — DNA's ranking metric (what `dnas select` uses).
-    Score,
-    /// Plain MSE against the teacher's feature map.
-    Mse,
-    /// MSE / var(Y): every block on the same scale.
-    MseVar,
-    /// The score standardised within its cell (z-score over the cell's candidates): compares
-    /// ops inside a depth, and leaves depth to the cell's mean.
-    CellZ,
-}
-
-impl DnaMetric {
-    pub fn parse(s: &str) -> Result<DnaMetric> {
-        Ok(match s {
-            "score" => DnaMetric::Score,
-            "mse" => DnaMetric::Mse,
-            "mse-var" => DnaMetric::MseVar,
-            "cell-z" => DnaMetric::CellZ,
-            other => bail!("unknown DNA metric '{other}' (score, mse, mse-var, cell-z)"),
-        })
-    }
-    pub fn label(self) -> &'static str {
-        match self {
-            DnaMetric::Score => "score",
-            DnaMetric::Mse => "mse",
-            DnaMetric::MseVar => "mse-var",
-            DnaMetric::CellZ => "cell-z",
-        }
-    }
-    pub const ALL: [DnaMetric; 4] = [DnaMetric::Score, DnaMetric::Mse, DnaMetric::MseVar, DnaMetric::CellZ];
-}
+pub use crate::search::metric::DnaMetric;
 
 pub struct DnaPredictor {
     pub label: String,
@@ -73,36 +40,7 @@ impl DnaPredictor {
     pub fn from_rankings(label: &str, rankings: &[BlockRanking], metric: DnaMetric) -> DnaPredictor {
         let blocks = rankings
             .iter()
-            .map(|r| {
-                let mut m: HashMap<String, f64> = HashMap::new();
-                for c in &r.candidates {
-                    let v = match metric {
-                        DnaMetric::Score | DnaMetric::CellZ => c.score,
-                        DnaMetric::Mse => c.mse,
-                        DnaMetric::MseVar => c.mse / (r.std_y * r.std_y).max(f64::MIN_POSITIVE),
-                    };
-                    m.insert(c.id.clone(), v);
-                }
-                if metric == DnaMetric::CellZ {
-                    let mut by_cell: HashMap<usize, Vec<f64>> = HashMap::new();
-                    for c in &r.candidates {
-                        by_cell.entry(c.cell).or_default().push(c.score);
-                    }
-                    let stats: HashMap<usize, (f64, f64)> = by_cell
-                        .into_iter()
-                        .map(|(cell, v)| {
-                            let mean = v.iter().sum::<f64>() / v.len() as f64;
-                            let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
-                            (cell, (mean, if sd > 0.0 { sd } else { 1.0 }))
-                        })
-                        .collect();
-                    for c in &r.candidates {
-                        let (mean, sd) = stats[&c.cell];
-                        m.insert(c.id.clone(), (c.score - mean) / sd);
-                    }
-                }
-                (r.name.clone(), m)
-            })
+            .map(|r| (r.name.clone(), r.candidates.iter().map(|c| c.id.clone()).zip(metric.block_losses(r)).collect()))
             .collect();
         DnaPredictor { label: format!("{label}:{}", metric.label()), metric, blocks }
     }
