@@ -7,6 +7,7 @@ pub mod cli;
 pub mod data;
 pub mod exec;
 pub mod ir;
+pub mod mfkd;
 pub mod nets;
 pub mod oneshot;
 pub mod onnx;

@@ -133,3 +133,34 @@ fn quick_demo_with_the_one_shot_strategies_passes_and_reports_the_search() {
         assert!(points > 0 && svg.matches("<circle").count() > points, "{strategy}: {points} points");
     }
 }
+
+#[test]
+fn quick_demo_with_mfkd_passes_and_reports_every_evaluation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let d = dir.to_str().unwrap();
+    let out = dnas(&["demo", "--quick", "--strategy", "mfkd", "-o", d]);
+    let t = text(&out);
+    assert!(out.status.success(), "demo --strategy mfkd failed:\n{t}");
+    assert!(t.contains("PASS"), "{t}");
+    let demo = json(&dir.join("demo.json"));
+    assert_eq!((demo["strategy"].as_str(), demo["pass"].as_bool()), (Some("mfkd"), Some(true)));
+    let history = json(&dir.join("search-mfkd/history.json"));
+    let evals = history["evaluations"].as_array().unwrap();
+    // Quick preset: 2 random, 2 proposed by the surrogate, 1 promoted.
+    assert_eq!(evals.len(), 5, "{history}");
+    assert_eq!(evals.iter().filter(|e| e["predicted"].is_array()).count(), 2);
+    let arch = json(&dir.join("search-mfkd/arch.json"));
+    let promoted = evals.iter().find(|e| e["fidelity"] == 1).unwrap();
+    assert_eq!(arch["predicted"]["macs"], promoted["macs"], "the pick is the best at the highest fidelity");
+    assert!(evals.iter().all(|e| e["macs"].as_u64().unwrap() <= demo["max_macs"].as_u64().unwrap()));
+    let student = json(&dir.join("student.validate.json"));
+    assert_eq!(student["macs"], arch["predicted"]["macs"], "the exported child is the pick");
+    let rep = dnas(&["report", "--run", d]);
+    assert!(rep.status.success(), "{}", text(&rep));
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("MF-KD search"), "report lacks the MF-KD section");
+    let svg = std::fs::read_to_string(dir.join("report/mfkd-evaluations.svg")).unwrap();
+    assert!(svg.matches("<circle").count() > evals.len(), "one dot per evaluation plus the pick");
+    assert!(dir.join("report/mfkd-surrogate.svg").exists());
+}

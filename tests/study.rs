@@ -136,7 +136,7 @@ fn truth_resumes_after_sigkill_then_rank_pick_and_report() {
     let mut pick = dnas(&["study", "pick", "--truth"]);
     let out = ok(&pick.arg(&study).arg("--run").arg(&run).args(["--max-macs", "3M", "--random", "2", "--threads", "1"]).output().unwrap());
     assert!(out.contains("the pick beats"), "{out}");
-    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(study.join("pick/search.json")).unwrap()).unwrap();
+    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(study.join("pick/search-cell-z.json")).unwrap()).unwrap();
     assert_eq!(p["random"].as_array().unwrap().len(), 2);
     assert!(p["random"].as_array().unwrap().iter().all(|r| r["macs"].as_u64().unwrap() <= 3_000_000));
     assert!(p["pick"]["macs"].as_u64().unwrap() <= 3_000_000);
@@ -167,7 +167,7 @@ fn truth_resumes_after_sigkill_then_rank_pick_and_report() {
     let arch: serde_json::Value = serde_json::from_slice(&std::fs::read(oneshot.join("arch.json")).unwrap()).unwrap();
     let key = dnas::space::point::arch_key(&serde_json::from_value(arch).unwrap());
     assert_eq!(plan("spos")[0], key);
-    assert_eq!(plan("spos")[1..], plan("search")[1..]);
+    assert_eq!(plan("spos")[1..], plan("search-cell-z")[1..]);
     let mut pick = dnas(&["study", "pick", "--truth"]);
     let o = pick.arg(&study).arg("--run").arg(&oneshot).args(["--max-macs", "2M", "--random", "2", "--plan-only"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
@@ -182,10 +182,10 @@ fn truth_resumes_after_sigkill_then_rank_pick_and_report() {
         .arg(&study)
         .arg("--run")
         .arg(&run)
-        .args(["--max-macs", "3M", "--random", "2", "--metric", "cell-z", "--plan-only"])
+        .args(["--max-macs", "3M", "--random", "2", "--metric", "score", "--plan-only"])
         .output()
         .unwrap());
-    assert_eq!(plan("search-cell-z")[1..], plan("search")[1..]);
+    assert_eq!(plan("search-score")[1..], plan("search-cell-z")[1..]);
 
     let mut report = dnas(&["report", "--study"]);
     ok(&report.arg(&study).output().unwrap());

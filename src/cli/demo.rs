@@ -54,6 +54,8 @@ pub struct Settings {
     pub latency_runs: usize,
     /// Budget file, relative to the models folder.
     pub budget: &'static str,
+    /// MF-KD (`--strategy mfkd`): random start, low-fidelity evaluations in all, promotions.
+    pub mfkd: (usize, usize, usize),
 }
 
 impl Preset {
@@ -75,6 +77,7 @@ impl Preset {
                 latency_warmup: 3,
                 latency_runs: 20,
                 budget: "demo/quick.budget.json",
+                mfkd: (2, 4, 1),
             },
             Preset::Default => Settings {
                 held_out: 5000,
@@ -92,6 +95,7 @@ impl Preset {
                 latency_warmup: 10,
                 latency_runs: 50,
                 budget: "demo/default.budget.json",
+                mfkd: (5, 10, 2),
             },
             Preset::Full => Settings {
                 held_out: 5000,
@@ -109,6 +113,7 @@ impl Preset {
                 latency_warmup: 10,
                 latency_runs: 50,
                 budget: "budgets/fmnist_searched.json",
+                mfkd: (5, 10, 2),
             },
         }
     }
@@ -159,8 +164,10 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Search strategy: dna (block-wise supernets: train → evaluate → select), spos or cream
-    /// (one-shot supernet: dnas search --strategy …). The rest of the chain is the same.
-    #[arg(long, default_value = "dna", value_parser = ["dna", "spos", "cream"])]
+    /// (one-shot supernet), or mfkd (candidates trained alone at low fidelity with KD, Gaussian-
+    /// process search) — the last three through dnas search --strategy …. The rest of the chain
+    /// is the same.
+    #[arg(long, default_value = "dna", value_parser = ["dna", "spos", "cream", "mfkd"])]
     strategy: String,
 }
 
@@ -321,7 +328,14 @@ pub fn demo(a: DemoArgs) -> Result<Outcome> {
         if let Some(mp) = budget.max_params {
             search_cmd.extend(args!["--max-params", mp]);
         }
-        st.run(&format!("one-shot supernet training and {} search", a.strategy), search_cmd)?;
+        let stage = if a.strategy == "mfkd" {
+            let (init, evals, promote) = s.mfkd;
+            search_cmd.extend(args!["--init", init, "--evals", evals, "--promote", promote]);
+            "MF-KD: low-fidelity evaluations with KD and Gaussian-process search".to_string()
+        } else {
+            format!("one-shot supernet training and {} search", a.strategy)
+        };
+        st.run(&stage, search_cmd)?;
     } else {
         // 2. Supernets. Settings are always passed: `dnas train` refuses a run made with others.
         let mut train = args![

@@ -2,6 +2,7 @@
 //! Exit codes: 0 success, 1 a check failed, 2 error (bad input, I/O, unsupported model).
 
 pub mod demo;
+pub mod mfkd;
 pub mod oneshot;
 pub mod report;
 pub mod retrain;
@@ -36,7 +37,7 @@ enum Command {
     Train(search::SearchTrainArgs),
     /// One-shot search (SPOS or Cream of the Crop): trains the whole-network supernet, then picks
     /// an architecture under the budget and writes arch.json.
-    Search(oneshot::OneShotArgs),
+    Search(Box<oneshot::OneShotArgs>),
     /// Ranks every candidate of every block of a trained run on held-out data.
     Evaluate(search::EvaluateArgs),
     /// Selects the architecture with the lowest total block score under a budget.
@@ -90,7 +91,7 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Outcome
         Command::TrainTeacher(a) => train::train_teacher(a),
         Command::Eval(a) => train::eval(a),
         Command::Train(a) => search::train(a),
-        Command::Search(a) => oneshot::search(a),
+        Command::Search(a) => oneshot::search(*a),
         Command::Evaluate(a) => search::evaluate_cmd(a),
         Command::Select(a) => search::select_cmd(a),
         Command::Retrain(a) => retrain::retrain(a),

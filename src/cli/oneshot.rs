@@ -35,7 +35,8 @@ use crate::util::{create_or_match, write_atomic};
 
 #[derive(Args)]
 pub struct OneShotArgs {
-    /// spos (uniform one-shot + evolutionary search) or cream (prioritized paths + distillation).
+    /// spos (uniform one-shot + evolutionary search), cream (prioritized paths + distillation)
+    /// or mfkd (low-fidelity training with KD + Gaussian-process search).
     #[arg(long)]
     pub strategy: String,
     #[arg(long)]
@@ -79,6 +80,35 @@ pub struct OneShotArgs {
     /// Cream (meta): images per board slice (reference 4).
     #[arg(long, default_value_t = 4)]
     pub meta_slice: usize,
+    /// MF-KD: low-fidelity images, as a fraction of the high fidelity's (--train-subset, or
+    /// the whole training split). 0.2 of the demo's 8000 images is the paper's 3% of 55000.
+    #[arg(long, default_value_t = 0.2)]
+    pub lowfi_fraction: f64,
+    /// MF-KD: epochs at the low fidelity (the high fidelity trains --epochs).
+    #[arg(long, default_value_t = 3)]
+    pub lowfi_epochs: usize,
+    /// MF-KD: distillation in every evaluation — hinton (soft targets from the teacher) or none.
+    #[arg(long, default_value = "hinton")]
+    pub kd: String,
+    /// MF-KD: KD temperature and weight α (loss = (1 − α)·CE + α·T²·KL; the reference code: 32 and 1).
+    #[arg(long, default_value_t = 32.0)]
+    pub kd_temperature: f64,
+    #[arg(long, default_value_t = 1.0)]
+    pub kd_alpha: f64,
+    /// MF-KD: random architectures evaluated first, low-fidelity evaluations in all, proposals
+    /// per surrogate round, promotions to the high fidelity, UCB β, candidate pool size.
+    #[arg(long, default_value_t = 5)]
+    pub init: usize,
+    #[arg(long, default_value_t = 10)]
+    pub evals: usize,
+    #[arg(long, default_value_t = 2)]
+    pub per_round: usize,
+    #[arg(long, default_value_t = 2)]
+    pub promote: usize,
+    #[arg(long, default_value_t = 0.5)]
+    pub beta: f64,
+    #[arg(long, default_value_t = 500)]
+    pub pool: usize,
     /// SPOS: evolutionary search sizes.
     #[arg(long, default_value_t = 20)]
     pub population: usize,
@@ -110,8 +140,9 @@ pub fn search(a: OneShotArgs) -> Result<Outcome> {
     let cream = match a.strategy.as_str() {
         "spos" => false,
         "cream" => true,
+        "mfkd" => return super::mfkd::search_cmd(a),
         "dna" => bail!("--strategy dna runs as dnas train → dnas evaluate → dnas select (or dnas demo)"),
-        other => bail!("unknown --strategy '{other}' (spos, cream; dna through train/evaluate/select)"),
+        other => bail!("unknown --strategy '{other}' (spos, cream, mfkd; dna through train/evaluate/select)"),
     };
     set_threads(a.train.threads);
     let device = parse_device(&a.train.device)?;

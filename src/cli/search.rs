@@ -266,9 +266,10 @@ pub struct SelectArgs {
     /// Also write the next best architectures (arch-2.json, …).
     #[arg(long, default_value_t = 1)]
     top: usize,
-    /// Block loss added up: score (mean|Y−Ŷ|/std, DNA's), mse, mse-var, or cell-z (the score
-    /// standardised within each cell; see `dnas study` in the README).
-    #[arg(long, default_value = "score")]
+    /// Block loss added up: cell-z (DNA's score mean|Y−Ŷ|/std standardised within each cell —
+    /// the default, since it ranked the shipped truth set best: see "Search quality" in the
+    /// README), score (DNA's, as the paper), mse or mse-var.
+    #[arg(long, default_value = "cell-z")]
     metric: String,
     /// Output architecture JSON (default RUN/arch.json).
     #[arg(short, long)]

@@ -19,7 +19,7 @@ use crate::space::arch::{build_child, Arch};
 use crate::space::point::{arch_key, PointCost};
 use crate::space::SearchSpace;
 use crate::study::pick::pick_report;
-use crate::study::predict::{DnaPredictor, OneShotPredictor, Predictor};
+use crate::study::predict::{DnaPredictor, LowFiPredictor, OneShotPredictor, Predictor};
 use crate::study::rank::rank;
 use crate::study::sample::{random_within, truth_sample, Sampled, TruthSampling};
 use crate::study::truth::{schedule, KdRecipe, PlanEntry, Recipe, Retrainer, StudyDir, StudyRecord, Trained, Truth};
@@ -109,21 +109,21 @@ impl RecipeArgs {
 #[derive(Args, Clone)]
 pub struct RunnerArgs {
     #[arg(long, default_value = "cpu")]
-    device: String,
+    pub(super) device: String,
     /// libtorch threads per process (0 = all cores).
     #[arg(long, default_value_t = 0)]
-    threads: usize,
+    pub(super) threads: usize,
     #[arg(long, default_value_t = 2)]
-    workers: usize,
+    pub(super) workers: usize,
     /// This process trains the runs at positions i (mod n) of the schedule: `--shard 0/2` and
     /// `--shard 1/2` as two processes (one per GPU, or two on one) share the directory.
     #[arg(long, default_value = "0/1", value_parser = parse_shard)]
-    shard: (usize, usize),
+    pub(super) shard: (usize, usize),
     #[arg(long, default_value_t = 200)]
-    ckpt_every: usize,
+    pub(super) ckpt_every: usize,
     /// Plan only: write the plan and print it, train nothing.
     #[arg(long)]
-    plan_only: bool,
+    pub(super) plan_only: bool,
 }
 
 fn parse_shard(s: &str) -> std::result::Result<(usize, usize), String> {
@@ -174,9 +174,9 @@ pub struct TruthArgs {
 }
 
 /// The shared trainer as a [`Retrainer`]: `dnas retrain`'s loop without the ORT/tract pass.
-struct ClassifierRetrainer {
-    runner: RunnerArgs,
-    teacher: Option<PathBuf>,
+pub(super) struct ClassifierRetrainer {
+    pub(super) runner: RunnerArgs,
+    pub(super) teacher: Option<PathBuf>,
 }
 
 impl Retrainer for ClassifierRetrainer {
@@ -226,7 +226,7 @@ impl Retrainer for ClassifierRetrainer {
             json: false,
         })?;
         let t = &result["train"];
-        let held = t["epoch_reports"].as_array().and_then(|v| v.last()).and_then(|e| e["held_out_top1"].as_f64());
+        let held = t["epoch_reports"].as_array().and_then(|v| v.last()).and_then(|e| e["eval"]["held_out_top1"].as_f64());
         Ok(Trained {
             test_top1: result["test_top1_tch"].as_f64().context("no test top-1 in the result")?,
             held_out_top1: held,
@@ -382,6 +382,10 @@ pub struct RankArgs {
     /// DNA block metric: score (mean|Y−Ŷ|/std, the default of select), mse, mse-var, cell-z, or all.
     #[arg(long, default_value = "all")]
     metric: String,
+    /// MF-KD runs: which low-fidelity predictors — kd (the run's recipe), ce (the same without
+    /// distillation), or both. Each trains every truth architecture once at the low fidelity.
+    #[arg(long, default_value = "both")]
+    lowfi: String,
     /// Name of the report (default: the run directory's name).
     #[arg(long)]
     name: Option<String>,
@@ -400,7 +404,18 @@ pub fn rank_cmd(a: RankArgs) -> Result<Outcome> {
     let truth = Truth::load(&study, "truth")?;
     let name = run_name(&a.run, &a.name);
     let mut predictors: Vec<(String, Box<dyn Predictor>)> = Vec::new();
-    if a.run.join("oneshot.json").exists() {
+    if super::mfkd::is_mfkd_run(&a.run) {
+        set_threads(a.threads);
+        for (label, lowfi) in super::mfkd::lowfi_dirs(&a.run, &a.lowfi, &study)? {
+            let runner =
+                RunnerArgs { device: a.device.clone(), threads: a.threads, workers: 2, shard: (0, 1), ckpt_every: 200, plan_only: false };
+            let trainer = ClassifierRetrainer { runner, teacher: a.teacher.clone() };
+            predictors.push((
+                label.clone(),
+                Box::new(LowFiPredictor { label: format!("mfkd:{label}"), dir: lowfi, trainer: Box::new(trainer), seed: 0 }),
+            ));
+        }
+    } else if a.run.join("oneshot.json").exists() {
         let rec = crate::util::read_json(&a.run.join("oneshot.json"))?;
         if rec["space"].as_str() != Some(study.record.space.as_str()) {
             bail!("the run searched space {} but the truth set is of {}", rec["space"], study.record.space);
@@ -459,8 +474,9 @@ pub struct PickArgs {
     /// must have been searched under the same budget).
     #[arg(long)]
     run: PathBuf,
-    /// DNA: the block loss selection adds up (score, mse, mse-var, cell-z).
-    #[arg(long, default_value = "score")]
+    /// DNA: the block loss selection adds up (cell-z, as `dnas select`; score, mse, mse-var).
+    /// The comparison is named `<run>-<metric>`.
+    #[arg(long, default_value = "cell-z")]
     metric: String,
     /// One-shot runs: the teacher that resolves the space's tensor cuts (and teaches a --kd recipe).
     #[arg(long)]
@@ -531,7 +547,7 @@ pub fn pick_cmd(a: PickArgs) -> Result<Outcome> {
     if max_macs.is_none() && max_params.is_none() {
         bail!("give --budget, --max-macs or --max-params: the pick and the random architectures share that budget");
     }
-    let (picked, resolved, teacher) = if a.run.join("oneshot.json").exists() {
+    let (picked, resolved, teacher) = if a.run.join("oneshot.json").exists() || super::mfkd::is_mfkd_run(&a.run) {
         let (arch, resolved) = oneshot_pick(&a.run, &study, a.teacher.as_deref(), max_macs, max_params)?;
         (arch, resolved, a.teacher.clone())
     } else {
@@ -547,8 +563,9 @@ pub fn pick_cmd(a: PickArgs) -> Result<Outcome> {
     };
     let mut cost = PointCost::new(&resolved)?;
     let random = random_within(&resolved, &mut cost, a.random, a.seed, max_macs, max_params)?;
-    let name = match (&a.name, a.metric.as_str()) {
-        (None, m) if m != "score" && !a.run.join("oneshot.json").exists() => format!("{}-{m}", run_name(&a.run, &None)),
+    let dna = a.run.join("run.json").exists();
+    let name = match &a.name {
+        None if dna => format!("{}-{}", run_name(&a.run, &None), a.metric),
         _ => run_name(&a.run, &a.name),
     };
     let seeds = vec![a.train_seed];
@@ -563,7 +580,7 @@ pub fn pick_cmd(a: PickArgs) -> Result<Outcome> {
     plan.extend(entries(&study, &resolved, &random, &|_| seeds.clone(), "random_")?);
     let budget_json = serde_json::json!({"max_macs": max_macs, "max_params": max_params});
     let header = serde_json::json!({"format": "dnas.study.plan", "kind": "pick", "source": a.run, "budget": budget_json,
-        "settings": {"random": a.random, "seed": a.seed, "train_seed": a.train_seed}});
+        "settings": {"random": a.random, "seed": a.seed, "train_seed": a.train_seed, "metric": dna.then_some(&a.metric)}});
     let plan = study.create_or_open_plan(&format!("pick-{name}"), header, plan)?;
     println!("pick {} ({} MACs) vs {} random architectures within {budget_json}", plan[0].key, plan[0].macs, a.random);
     if !a.runner.plan_only {

@@ -4,6 +4,7 @@
 //! score against its MACs with the selected one marked, the selected architecture as a table, the
 //! retrain curve, and the validation tables. Each chart is also written as its own SVG file.
 
+mod mfkd;
 pub mod plots;
 pub mod study;
 
@@ -39,7 +40,7 @@ struct Sources {
     demo: Option<Value>,
     /// The DNA search run (`None` when the demo searched with a one-shot strategy).
     search: Option<RunDir>,
-    /// A one-shot search run (`dnas search --strategy spos|cream`).
+    /// A strategy run of `dnas search --strategy spos|cream|mfkd`.
     oneshot: Option<PathBuf>,
     /// The selected architecture, when selection ran.
     arch: Option<Value>,
@@ -53,14 +54,14 @@ impl Sources {
             let d = read_json(&dir.join("demo.json"))?;
             let s = d["search"].as_str().map(PathBuf::from).unwrap_or_else(|| dir.join("search"));
             // Paths in demo.json are as given when the demo ran; fall back to the layout inside `dir`.
-            let s = if s.join("run.json").exists() || s.join("oneshot.json").exists() { s } else { dir.join("search") };
+            let s = if ["run.json", "oneshot.json", "mfkd.json"].iter().any(|f| s.join(f).exists()) { s } else { dir.join("search") };
             (Some(d), s)
         } else if dir.join("run.json").exists() {
             (None, dir.to_path_buf())
         } else {
             bail!("'{}' is neither a demo directory (demo.json) nor a search run (run.json)", dir.display());
         };
-        let (search, oneshot) = if search_dir.join("oneshot.json").exists() {
+        let (search, oneshot) = if search_dir.join("oneshot.json").exists() || search_dir.join("mfkd.json").exists() {
             (None, Some(search_dir.clone()))
         } else {
             (Some(RunDir::open(&search_dir)?), None)
@@ -331,6 +332,10 @@ pub fn render(dir: &Path, validate: Option<&Path>) -> Result<Report> {
 
     let arch_rows = match (&src.search, &src.oneshot) {
         (Some(search), _) => dna_sections(search, src.arch.as_ref(), &mut body, &mut charts)?,
+        (None, Some(run)) if run.join("mfkd.json").exists() => {
+            mfkd::mfkd_sections(run, src.arch.as_ref(), &mut body, &mut charts)?;
+            Vec::new()
+        }
         (None, Some(run)) => {
             oneshot_sections(run, src.arch.as_ref(), &mut body, &mut charts)?;
             Vec::new()

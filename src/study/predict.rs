@@ -19,6 +19,8 @@ use crate::search::choose::load_rankings;
 use crate::search::evaluate::BlockRanking;
 use crate::search::run::RunDir;
 use crate::space::arch::Arch;
+use crate::space::point::arch_key;
+use crate::study::truth::{PlanEntry, Retrainer, StudyDir};
 
 pub trait Predictor {
     /// A short label for tables and charts (`dna`, `dna:mse`).
@@ -109,5 +111,35 @@ impl Predictor for OneShotPredictor {
     fn predict(&mut self, arch: &Arch) -> Result<f64> {
         let p = self.net.space.point_of(arch)?;
         inherited_top1(&mut self.net, &p, &self.eval.recal, &self.eval.held)
+    }
+}
+
+/// MF-KD's low-fidelity predictor: an architecture's held-out top-1 after training it alone at
+/// a low fidelity (a study directory's recipe: few images, few epochs, with or without KD).
+/// Trains each architecture once; a finished evaluation is read back.
+pub struct LowFiPredictor {
+    pub label: String,
+    pub dir: StudyDir,
+    pub trainer: Box<dyn Retrainer>,
+    pub seed: u64,
+}
+
+impl Predictor for LowFiPredictor {
+    fn name(&self) -> String {
+        self.label.clone()
+    }
+    fn predict(&mut self, arch: &Arch) -> Result<f64> {
+        let key = arch_key(arch);
+        let entry = PlanEntry {
+            key: key.clone(),
+            why: "truth architecture".into(),
+            params: arch.predicted.params,
+            macs: arch.predicted.macs,
+            seeds: vec![self.seed],
+            arch: arch.clone(),
+        };
+        self.dir.run_schedule(&[(entry, self.seed)], (0, 1), self.trainer.as_mut(), &mut |_| Ok(()))?;
+        let r = self.dir.result(&key, self.seed)?.context("the low-fidelity evaluation left no record")?;
+        r.held_out_top1.with_context(|| format!("'{}': no held-out top-1 (the recipe needs held_out > 0)", self.dir.root.display()))
     }
 }

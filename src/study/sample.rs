@@ -215,6 +215,22 @@ pub fn random_within(
     max_macs: Option<u64>,
     max_params: Option<u64>,
 ) -> Result<Vec<Sampled>> {
+    let out = random_within_up_to(r, cost, k, seed, max_macs, max_params)?;
+    if out.len() < k {
+        bail!("only {} distinct architectures within the budget after {} draws (asked for {k})", out.len(), 2000 * k.max(1));
+    }
+    Ok(out)
+}
+
+/// As [`random_within`], but returns what it found (possibly fewer than `k`) instead of failing.
+pub fn random_within_up_to(
+    r: &Resolved,
+    cost: &mut PointCost,
+    k: usize,
+    seed: u64,
+    max_macs: Option<u64>,
+    max_params: Option<u64>,
+) -> Result<Vec<Sampled>> {
     let mut out: Vec<Sampled> = Vec::new();
     let mut seen = HashSet::new();
     let tries = 2000 * k.max(1);
@@ -231,9 +247,6 @@ pub fn random_within(
         if seen.insert(key.clone()) {
             out.push(Sampled { point: p, key, params, macs, why: format!("random within budget (draw {t})") });
         }
-    }
-    if out.len() < k {
-        bail!("only {} distinct architectures within the budget after {tries} draws (asked for {k})", out.len());
     }
     Ok(out)
 }
