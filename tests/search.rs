@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use dnas::search::evaluate::{eval_counts, walk_prefixes, BlockRanking};
+use dnas::search::metric::DnaMetric;
 use dnas::space::arch::{build_child, graph_cost, Arch};
 use dnas::space::{resolve_standalone, SearchSpace};
 use dnas::supernet::BlockNet;
@@ -146,16 +147,38 @@ fn two_processes_equal_one_and_the_search_runs_end_to_end() {
     let arch = Arch::load(&one.join("arch.json")).unwrap();
     assert!(one.join("arch-2.json").exists());
     assert!(arch.predicted.macs <= budget, "{} > {budget}", arch.predicted.macs);
-    // Brute force over the rankings: the selection is the best pair within the budget.
-    let mut best = f64::INFINITY;
-    for a in &r[0].candidates {
-        for b in &r[1].candidates {
-            if fixed + a.macs + b.macs <= budget {
-                best = best.min(a.score + b.score);
+    // Brute force over the rankings: the selection is the best pair within the budget, in the
+    // default block metric (cell-z) and in DNA's score.
+    let brute = |m: DnaMetric| {
+        let (l0, l1) = (m.block_losses(&r[0]), m.block_losses(&r[1]));
+        let mut best = f64::INFINITY;
+        for (a, la) in r[0].candidates.iter().zip(&l0) {
+            for (b, lb) in r[1].candidates.iter().zip(&l1) {
+                if fixed + a.macs + b.macs <= budget {
+                    best = best.min(la + lb);
+                }
             }
         }
-    }
+        best
+    };
+    let best = brute(DnaMetric::CellZ);
     assert!((arch.predicted.score - best).abs() < 1e-12, "{} vs brute force {best}: {out}", arch.predicted.score);
+    assert_eq!(arch.budget["metric"], "cell-z");
+    let score_arch = one.join("arch-score.json");
+    ok(dnas(&[
+        "select",
+        "--run",
+        one.to_str().unwrap(),
+        "--max-macs",
+        &budget.to_string(),
+        "--metric",
+        "score",
+        "-o",
+        score_arch.to_str().unwrap(),
+    ]));
+    let by_score = Arch::load(&score_arch).unwrap();
+    let best = brute(DnaMetric::Score);
+    assert!((by_score.predicted.score - best).abs() < 1e-12, "score: {} vs brute force {best}", by_score.predicted.score);
     // The child built from the JSON costs exactly what selection added up.
     let g = build_child(&arch, 0).unwrap();
     let (params, macs) = graph_cost(&g).unwrap();

@@ -187,6 +187,58 @@ fn truth_resumes_after_sigkill_then_rank_pick_and_report() {
         .unwrap());
     assert_eq!(plan("search-score")[1..], plan("search-cell-z")[1..]);
 
+    // MF-KD: a tiny search, then its low-fidelity predictors (KD and CE at the same fidelity)
+    // on the truth set, each truth architecture trained once per predictor, cheaply (held-out
+    // after the last epoch, no test pass), and its pick enters a comparison.
+    let mf = dir.path().join("mfkd");
+    let mut search = dnas(&["search", "--strategy", "mfkd", "--space"]);
+    search.arg(&space).arg("--run").arg(&mf).arg("--teacher").arg(teacher());
+    ok(&search
+        .args(["--train-subset", "256", "--lowfi-fraction", "0.25", "--lowfi-epochs", "1", "--epochs", "1", "--batch", "32"])
+        .args([
+            "--held-out",
+            "256",
+            "--init",
+            "2",
+            "--evals",
+            "3",
+            "--per-round",
+            "1",
+            "--promote",
+            "1",
+            "--max-macs",
+            "3M",
+            "--threads",
+            "1",
+        ])
+        .output()
+        .unwrap());
+    let mut rank = dnas(&["study", "rank", "--truth"]);
+    let out = ok(&rank.arg(&study).arg("--run").arg(&mf).arg("--teacher").arg(teacher()).args(["--threads", "1"]).output().unwrap());
+    assert!(out.contains("mfkd:lowfi-kd") && out.contains("mfkd:lowfi-ce"), "{out}");
+    for (sub, kd) in [("fidelity-0", true), ("fidelity-0-ce", false)] {
+        let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(mf.join(sub).join("study.json")).unwrap()).unwrap();
+        assert_eq!(rec["recipe"]["kd"].is_object(), kd, "{sub}");
+        let recs: Vec<serde_json::Value> = std::fs::read_dir(mf.join(sub).join("runs"))
+            .unwrap()
+            .map(|e| serde_json::from_slice(&std::fs::read(e.unwrap().path().join("record.json")).unwrap()).unwrap())
+            .collect();
+        assert!(recs.len() >= 4, "{sub}: every truth architecture evaluated");
+        assert!(recs.iter().all(|r| r["test_top1"].is_null() && r["held_out_top1"].is_f64()), "{sub}: cheap evaluations");
+    }
+    let mut pick = dnas(&["study", "pick", "--truth"]);
+    ok(&pick
+        .arg(&study)
+        .arg("--run")
+        .arg(&mf)
+        .arg("--teacher")
+        .arg(teacher())
+        .args(["--max-macs", "3M", "--random", "2", "--plan-only"])
+        .output()
+        .unwrap());
+    let arch: serde_json::Value = serde_json::from_slice(&std::fs::read(mf.join("arch.json")).unwrap()).unwrap();
+    assert_eq!(plan("mfkd")[0], dnas::space::point::arch_key(&serde_json::from_value(arch).unwrap()));
+
     let mut report = dnas(&["report", "--study"]);
     ok(&report.arg(&study).output().unwrap());
     let html = std::fs::read_to_string(study.join("report.html")).unwrap();

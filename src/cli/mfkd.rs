@@ -142,8 +142,12 @@ pub fn search_cmd(a: OneShotArgs) -> Result<Outcome> {
         ckpt_every: a.train.ckpt_every,
         plan_only: false,
     };
-    let mut ev =
-        DirEvaluator { dirs, trainer: ClassifierRetrainer { runner, teacher: a.teacher.clone() }, resolved: &resolved, seed: a.train.seed };
+    let mut ev = DirEvaluator {
+        dirs,
+        trainer: ClassifierRetrainer { runner, teacher: a.teacher.clone(), cheap: true },
+        resolved: &resolved,
+        seed: a.train.seed,
+    };
     let t0 = std::time::Instant::now();
     let history_path = a.run.join("history.json");
     let mut cost = PointCost::new(&resolved)?;

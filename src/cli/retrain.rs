@@ -71,6 +71,7 @@ pub fn retrain(a: RetrainArgs) -> Result<Outcome> {
         data_seed: a.train.seed,
         kd,
         no_validate: a.no_validate,
+        final_held_out_only: false,
         json: a.json,
     })
 }

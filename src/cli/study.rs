@@ -177,6 +177,8 @@ pub struct TruthArgs {
 pub(super) struct ClassifierRetrainer {
     pub(super) runner: RunnerArgs,
     pub(super) teacher: Option<PathBuf>,
+    /// Low-fidelity evaluations: held-out top-1 after the last epoch only, no test-set pass.
+    pub(super) cheap: bool,
 }
 
 impl Retrainer for ClassifierRetrainer {
@@ -223,12 +225,13 @@ impl Retrainer for ClassifierRetrainer {
             data_seed: r.data_seed,
             kd,
             no_validate: true,
+            final_held_out_only: self.cheap,
             json: false,
         })?;
         let t = &result["train"];
         let held = t["epoch_reports"].as_array().and_then(|v| v.last()).and_then(|e| e["eval"]["held_out_top1"].as_f64());
         Ok(Trained {
-            test_top1: result["test_top1_tch"].as_f64().context("no test top-1 in the result")?,
+            test_top1: result["test_top1_tch"].as_f64(),
             held_out_top1: held,
             steps: t["steps"].as_u64().unwrap_or(0) as usize,
             seconds: t["seconds"].as_f64().unwrap_or(0.0),
@@ -343,7 +346,7 @@ pub fn truth_cmd(a: TruthArgs) -> Result<Outcome> {
         }
         return Ok(Outcome::Ok);
     }
-    let mut trainer = ClassifierRetrainer { runner: a.runner.clone(), teacher: Some(a.teacher.clone()) };
+    let mut trainer = ClassifierRetrainer { runner: a.runner.clone(), teacher: Some(a.teacher.clone()), cheap: false };
     let sched = schedule(&plan);
     let stats = study.run_schedule(&sched, a.runner.shard, &mut trainer, &mut |s| Truth::load(s, "truth")?.write_snapshot(s))?;
     let t = Truth::load(&study, "truth")?;
@@ -409,7 +412,7 @@ pub fn rank_cmd(a: RankArgs) -> Result<Outcome> {
         for (label, lowfi) in super::mfkd::lowfi_dirs(&a.run, &a.lowfi, &study)? {
             let runner =
                 RunnerArgs { device: a.device.clone(), threads: a.threads, workers: 2, shard: (0, 1), ckpt_every: 200, plan_only: false };
-            let trainer = ClassifierRetrainer { runner, teacher: a.teacher.clone() };
+            let trainer = ClassifierRetrainer { runner, teacher: a.teacher.clone(), cheap: true };
             predictors.push((
                 label.clone(),
                 Box::new(LowFiPredictor { label: format!("mfkd:{label}"), dir: lowfi, trainer: Box::new(trainer), seed: 0 }),
@@ -584,7 +587,7 @@ pub fn pick_cmd(a: PickArgs) -> Result<Outcome> {
     let plan = study.create_or_open_plan(&format!("pick-{name}"), header, plan)?;
     println!("pick {} ({} MACs) vs {} random architectures within {budget_json}", plan[0].key, plan[0].macs, a.random);
     if !a.runner.plan_only {
-        let mut trainer = ClassifierRetrainer { runner: a.runner.clone(), teacher };
+        let mut trainer = ClassifierRetrainer { runner: a.runner.clone(), teacher, cheap: false };
         let sched = schedule(&plan);
         study.run_schedule(&sched, a.runner.shard, &mut trainer, &mut |_| Ok(()))?;
     } else {

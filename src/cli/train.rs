@@ -183,6 +183,7 @@ pub fn train_teacher(a: TrainTeacherArgs) -> Result<Outcome> {
         data_seed: a.train.seed,
         kd: None,
         no_validate: a.no_validate,
+        final_held_out_only: false,
         json: a.json,
     })
 }
@@ -207,6 +208,9 @@ pub(super) struct ClassifierJob<'a> {
     pub data_seed: u64,
     pub kd: Option<crate::train::classify::Distill>,
     pub no_validate: bool,
+    /// A cheap evaluation (MF-KD's low fidelity): the held-out split after the last epoch only,
+    /// and no test-set pass (`test_top1_tch` is null).
+    pub final_held_out_only: bool,
     pub json: bool,
 }
 
@@ -289,15 +293,16 @@ pub(super) fn fit_classifier(job: ClassifierJob) -> Result<serde_json::Value> {
     );
     let held = Loader::new(Arc::new(splits.held_out.clone()), LoaderConfig::eval(256));
     let quiet = job.json;
-    let summary = fit(&mut learner, &loader, &cfg, run, a_train.resume, quiet, &mut |l, _epoch| {
-        if held.dataset().is_empty() {
+    let (epochs, cheap) = (cfg.epochs, job.final_held_out_only);
+    let summary = fit(&mut learner, &loader, &cfg, run, a_train.resume, quiet, &mut |l, epoch| {
+        if held.dataset().is_empty() || (cheap && epoch + 1 < epochs) {
             return Ok(serde_json::json!({}));
         }
         let r = evaluate(&l.module, &held)?;
         Ok(serde_json::json!({"held_out_top1": r.top1, "held_out_loss": r.loss}))
     })?;
     let test_loader = Loader::new(Arc::new(splits.test.clone()), LoaderConfig::eval(256));
-    let tch_test = evaluate(&learner.module, &test_loader)?;
+    let tch_test = if cheap { None } else { Some(evaluate(&learner.module, &test_loader)?.top1) };
     let graph = learner.module.to_graph()?;
     let meta = [
         ("dnas.preprocessing", splits.train.preprocessing().to_string()),
@@ -310,7 +315,7 @@ pub(super) fn fit_classifier(job: ClassifierJob) -> Result<serde_json::Value> {
     let (params, macs) = crate::space::arch::graph_cost(&graph)?;
     let mut result = serde_json::json!({
         "model": model_path, "weights": run.join("final.safetensors"), "params": params, "macs": macs, "train": summary,
-        "test_top1_tch": tch_test.top1, "wall_seconds": t0.elapsed().as_secs_f64(),
+        "test_top1_tch": tch_test, "wall_seconds": t0.elapsed().as_secs_f64(),
     });
     if !job.no_validate {
         let ort = ort_top1(&bytes, &test_loader, 0)?;

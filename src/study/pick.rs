@@ -36,8 +36,8 @@ pub struct PickReport {
 fn scored(study: &StudyDir, e: &PlanEntry) -> Result<Option<Scored>> {
     let mut v = Vec::new();
     for &s in &e.seeds {
-        if let Some(r) = study.result(&e.key, s)? {
-            v.push(r.test_top1);
+        if let Some(t) = study.result(&e.key, s)?.and_then(|r| r.test_top1) {
+            v.push(t);
         }
     }
     Ok((!v.is_empty()).then(|| Scored { key: e.key.clone(), macs: e.macs, params: e.params, top1: v.iter().sum::<f64>() / v.len() as f64 }))

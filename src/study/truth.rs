@@ -82,7 +82,8 @@ pub struct RunResult {
     pub seed: u64,
     pub params: u64,
     pub macs: u64,
-    pub test_top1: f64,
+    /// `None` for low-fidelity evaluations (no test-set pass).
+    pub test_top1: Option<f64>,
     pub held_out_top1: Option<f64>,
     pub steps: usize,
     pub seconds: f64,
@@ -93,7 +94,7 @@ pub struct RunResult {
 
 /// What a retrainer reports back.
 pub struct Trained {
-    pub test_top1: f64,
+    pub test_top1: Option<f64>,
     pub held_out_top1: Option<f64>,
     pub steps: usize,
     pub seconds: f64,
@@ -224,7 +225,11 @@ impl StudyDir {
                 recipe: self.record.recipe.clone(),
             };
             write_atomic(&dir.join("record.json"), serde_json::to_string_pretty(&r)?.as_bytes())?;
-            eprintln!("[study]   test top-1 {:.2}%  ({:.0} s)", 100.0 * r.test_top1, r.seconds);
+            match (r.test_top1, r.held_out_top1) {
+                (Some(t), _) => eprintln!("[study]   test top-1 {:.2}%  ({:.0} s)", 100.0 * t, r.seconds),
+                (None, Some(h)) => eprintln!("[study]   held-out top-1 {:.2}%  ({:.0} s)", 100.0 * h, r.seconds),
+                (None, None) => eprintln!("[study]   finished ({:.0} s)", r.seconds),
+            }
             stats.trained += 1;
             after(self)?;
         }
@@ -353,7 +358,9 @@ impl Truth {
                 planned += 1;
                 if let Some(r) = study.result(&e.key, s)? {
                     finished += 1;
-                    a.top1.insert(s, r.test_top1);
+                    if let Some(t) = r.test_top1 {
+                        a.top1.insert(s, t);
+                    }
                     if let Some(h) = r.held_out_top1 {
                         a.held_out_top1.insert(s, h);
                     }
