@@ -6,9 +6,9 @@
 # `dnas study truth` (e.g. --device cuda:0, --shard 0/2).
 #   tools/study_fmnist.sh                      # work in runs/study-fmnist_small
 #   DNAS_STUDY_DIR=/shared/s tools/study_fmnist.sh --shard 1/2 --device cuda:1
-# After each call the small files (study.json, plan-truth.json, every runs/*/record.json and
-# truth.json; no weights) are copied to models/study/fmnist_small, which `dnas study rank` and
-# `dnas report --study` read as they are.
+# After each call the small files (study.json, the plans, every runs/*/record.json, truth.json, the
+# rank/ and pick/ reports; no weights) are copied to models/study/fmnist_small, which
+# `dnas study rank`, `dnas study pick` and `dnas report --study` read as they are.
 source "$(dirname "$0")/env.sh"
 cd "$DNAS_ROOT"
 cargo build --quiet --bin dnas
@@ -16,7 +16,10 @@ DIR="${DNAS_STUDY_DIR:-$DNAS_ROOT/runs/study-fmnist_small-r1}"
 SHIP="$DNAS_ROOT/models/study/fmnist_small"
 sync_ship() {
   mkdir -p "$SHIP/runs"
-  for f in study.json plan-truth.json truth.json; do [ -f "$DIR/$f" ] && cp "$DIR/$f" "$SHIP/$f"; done
+  for f in "$DIR"/study.json "$DIR"/plan-*.json "$DIR"/truth.json; do [ -f "$f" ] && cp "$f" "$SHIP/"; done
+  for d in rank pick; do
+    [ -d "$DIR/$d" ] && mkdir -p "$SHIP/$d" && cp "$DIR/$d"/*.json "$SHIP/$d/" 2>/dev/null
+  done
   for r in "$DIR"/runs/*/record.json; do
     [ -f "$r" ] || continue
     id=$(basename "$(dirname "$r")"); mkdir -p "$SHIP/runs/$id"; cp "$r" "$SHIP/runs/$id/record.json"
