@@ -11,7 +11,7 @@
 mod common;
 
 use anyhow::{bail, Result};
-use common::interleave::{arg, check_params, flag, interleave, report, root, temp_dir, Reference, REFERENCES};
+use common::interleave::{arg, check_params, flag, interleave, report, root, spawn_references, zero_grads};
 use dnas::oneshot::learner::{cream_loss, soft_cross_entropy};
 use dnas::oneshot::{OneShotNet, PathBudget};
 use dnas::search::run::resolve_with_teacher;
@@ -80,22 +80,11 @@ fn main() -> Result<()> {
         "stem": {"channels": space.stem.channels, "kernel": space.stem.kernel, "stride": space.stem.stride, "layers": stem_layers},
         "blocks": blocks,
         "paths": paths.iter().zip(&boards).map(|(p, b)| serde_json::json!([path_json(p), path_json(b)])).collect::<Vec<_>>()});
-    let dir = temp_dir("oneshot")?;
-    let spec_path = dir.join("spec.json");
-    std::fs::write(&spec_path, serde_json::to_vec(&spec)?)?;
-    let mut refs = Vec::new();
-    for (fmt, tuned) in REFERENCES {
-        refs.push(Reference::spawn(&root.join("tools/bench_oneshot_ref.py"), &spec_path, fmt, tuned, cuda, amp)?);
-    }
+    let (mut refs, dir) = spawn_references(&root.join("tools/bench_oneshot_ref.py"), &spec, "oneshot", cuda, amp)?;
 
     check_params(&refs, params.iter().map(|(_, p, _)| p.numel() as i64).sum())?;
     let mut run_step = |s: usize| -> Result<()> {
-        for (_, p, _) in &params {
-            let mut g = p.grad();
-            if g.defined() {
-                let _ = g.f_zero_();
-            }
-        }
+        zero_grads(&params);
         let loss = tch::autocast(amp, || -> Result<T> {
             let logits = net.forward(&paths[s], &x, true)?;
             let ce = logits.f_cross_entropy_loss::<T>(&y, None, tch::Reduction::Mean, -100, 0.0)?;

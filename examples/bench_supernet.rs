@@ -18,7 +18,7 @@
 mod common;
 
 use anyhow::{bail, Context, Result};
-use common::interleave::{arg, check_params, flag, interleave, report, root, temp_dir, Reference, REFERENCES};
+use common::interleave::{arg, check_params, flag, interleave, report, root, spawn_references, zero_grads};
 use dnas::search::run::resolve_with_teacher;
 use dnas::space::SearchSpace;
 use dnas::supernet::BlockNet;
@@ -84,22 +84,11 @@ fn main() -> Result<()> {
     let paths: Vec<Vec<Vec<usize>>> = (0..total).map(|s| (0..b.cells.len()).map(|c| net.sample_path(c, s)).collect()).collect();
     let spec = serde_json::json!({"se": space.se, "batch": batch, "threads": threads, "warmup": warmup, "lr": lr,
         "in_shape": ti, "out_shape": to, "cells": cells, "paths": paths});
-    let dir = temp_dir("supernet")?;
-    let spec_path = dir.join("spec.json");
-    std::fs::write(&spec_path, serde_json::to_vec(&spec)?)?;
-    let mut refs = Vec::new();
-    for (fmt, tuned) in REFERENCES {
-        refs.push(Reference::spawn(&root.join("tools/bench_supernet_ref.py"), &spec_path, fmt, tuned, cuda, amp)?);
-    }
+    let (mut refs, dir) = spawn_references(&root.join("tools/bench_supernet_ref.py"), &spec, "supernet", cuda, amp)?;
 
     check_params(&refs, params.iter().map(|(_, p, _)| p.numel() as i64).sum())?;
     let mut run_step = |s: usize| -> Result<()> {
-        for (_, p, _) in &params {
-            let mut g = p.grad();
-            if g.defined() {
-                let _ = g.f_zero_();
-            }
-        }
+        zero_grads(&params);
         let loss = tch::autocast(amp, || net.loss(&x, &y, s))?;
         loss.f_backward()?;
         opt.step(&params, lr, &[], &net.active(s), 1e-4)

@@ -108,6 +108,26 @@ impl Reference {
     }
 }
 
+/// Writes `spec` to a temporary file and starts one `script` process per [`REFERENCES`] entry;
+/// returns them and the directory to remove afterwards.
+pub fn spawn_references(script: &Path, spec: &serde_json::Value, tag: &str, cuda: bool, amp: bool) -> Result<(Vec<Reference>, PathBuf)> {
+    let dir = temp_dir(tag)?;
+    let spec_path = dir.join("spec.json");
+    std::fs::write(&spec_path, serde_json::to_vec(spec)?)?;
+    let refs = REFERENCES.iter().map(|&(fmt, tuned)| Reference::spawn(script, &spec_path, fmt, tuned, cuda, amp)).collect::<Result<_>>()?;
+    Ok((refs, dir))
+}
+
+/// Zeroes the gradients that exist (PyTorch's `zero_grad`, without allocating missing ones).
+pub fn zero_grads(params: &[(String, tch::Tensor, bool)]) {
+    for (_, p, _) in params {
+        let mut g = p.grad();
+        if g.defined() {
+            let _ = g.f_zero_();
+        }
+    }
+}
+
 /// Fails unless every reference built a network of exactly `params` parameters (the same
 /// network, not a look-alike).
 pub fn check_params(refs: &[Reference], params: i64) -> Result<()> {

@@ -18,7 +18,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use super::oneshot::{cost_limits, resolve_space, OneShotArgs};
+use super::oneshot::{check_input, cost_limits, resolve_space, OneShotArgs};
 use super::study::{ClassifierRetrainer, RunnerArgs};
 use super::train::set_threads;
 use super::Outcome;
@@ -75,15 +75,7 @@ pub fn search_cmd(a: OneShotArgs) -> Result<Outcome> {
         None => String::new(),
     };
     let splits = open(&a.data.spec(a.train.seed))?;
-    if splits.train.shape() != resolved.space.input {
-        bail!(
-            "space '{}' expects input {:?} but --data {} gives {:?}",
-            a.space.display(),
-            resolved.space.input,
-            a.data.data,
-            splits.train.shape()
-        );
-    }
+    check_input(&a, &resolved, splits.train.shape())?;
     let high = a.train.train_subset.unwrap_or(splits.train.len()).min(splits.train.len());
     let low = ((high as f64 * a.lowfi_fraction).round() as usize).max(a.train.batch);
     let recipe = |subset: usize, epochs: usize| Recipe {

@@ -136,6 +136,14 @@ pub fn resolve_space(space: &Path, teacher: Option<&Path>) -> Result<Resolved> {
     }
 }
 
+/// The data's image shape must be the space's input.
+pub fn check_input(a: &OneShotArgs, resolved: &Resolved, data_shape: [usize; 3]) -> Result<()> {
+    if data_shape != resolved.space.input {
+        bail!("space '{}' expects input {:?} but --data {} gives {:?}", a.space.display(), resolved.space.input, a.data.data, data_shape);
+    }
+    Ok(())
+}
+
 pub fn search(a: OneShotArgs) -> Result<Outcome> {
     let cream = match a.strategy.as_str() {
         "spos" => false,
@@ -154,15 +162,7 @@ pub fn search(a: OneShotArgs) -> Result<Outcome> {
     if let Some(n) = a.train.train_subset {
         train_set = train_set.take(n);
     }
-    if splits.train.shape() != resolved.space.input {
-        bail!(
-            "space '{}' expects input {:?} but --data {} gives {:?}",
-            a.space.display(),
-            resolved.space.input,
-            a.data.data,
-            splits.train.shape()
-        );
-    }
+    check_input(&a, &resolved, splits.train.shape())?;
     let loader = Loader::new(
         Arc::new(train_set),
         LoaderConfig {
