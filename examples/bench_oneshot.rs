@@ -11,7 +11,7 @@
 mod common;
 
 use anyhow::{bail, Result};
-use common::interleave::{arg, check_params, flag, interleave, report, root, spawn_references, zero_grads};
+use common::interleave::{arg, check_params, device_from_flags, flag, interleave, report, root, spawn_references, zero_grads};
 use dnas::oneshot::learner::{cream_loss, soft_cross_entropy};
 use dnas::oneshot::{OneShotNet, PathBudget};
 use dnas::search::run::resolve_with_teacher;
@@ -29,19 +29,9 @@ fn main() -> Result<()> {
     let tuned = dnas::util::malloc::tune_for_tensors();
     let (batch, steps, threads) = (arg("--batch", 128), arg("--steps", 30), arg("--threads", 2));
     let rounds = arg("--rounds", 5).max(1);
-    let (cuda, amp, kd) = (flag("--cuda"), flag("--amp"), flag("--kd"));
-    if amp && !cuda {
-        bail!("--amp needs --cuda");
-    }
-    let device = if cuda { tch::Device::Cuda(0) } else { tch::Device::Cpu };
-    if cuda && !tch::Cuda::is_available() {
-        bail!("--cuda: libtorch sees no CUDA device");
-    }
-    let sync = || {
-        if cuda {
-            tch::Cuda::synchronize(0);
-        }
-    };
+    let (device, amp, sync) = device_from_flags()?;
+    let cuda = device.is_cuda();
+    let kd = flag("--kd");
     let (warmup, chunk) = (5, steps.div_ceil(rounds).max(1));
     tch::set_num_threads(threads as i32);
     let root = root();

@@ -18,7 +18,7 @@
 mod common;
 
 use anyhow::{bail, Context, Result};
-use common::interleave::{arg, check_params, flag, interleave, report, root, spawn_references, zero_grads};
+use common::interleave::{arg, check_params, device_from_flags, interleave, report, root, spawn_references, zero_grads};
 use dnas::search::run::resolve_with_teacher;
 use dnas::space::SearchSpace;
 use dnas::supernet::BlockNet;
@@ -28,19 +28,8 @@ fn main() -> Result<()> {
     let tuned = dnas::util::malloc::tune_for_tensors();
     let (block, batch, steps, threads) = (arg("--block", 0), arg("--batch", 128), arg("--steps", 30), arg("--threads", 2));
     let rounds = arg("--rounds", 5).max(1);
-    let (cuda, amp) = (flag("--cuda"), flag("--amp"));
-    if amp && !cuda {
-        bail!("--amp needs --cuda");
-    }
-    let device = if cuda { tch::Device::Cuda(0) } else { tch::Device::Cpu };
-    if cuda && !tch::Cuda::is_available() {
-        bail!("--cuda: libtorch sees no CUDA device");
-    }
-    let sync = || {
-        if cuda {
-            tch::Cuda::synchronize(0);
-        }
-    };
+    let (device, amp, sync) = device_from_flags()?;
+    let cuda = device.is_cuda();
     let warmup = 5;
     let chunk = steps.div_ceil(rounds).max(1);
     tch::set_num_threads(threads as i32);

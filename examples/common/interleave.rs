@@ -153,6 +153,23 @@ pub fn median(v: &[f64]) -> f64 {
     }
 }
 
+/// `--cuda` / `--amp`: the device (checked to exist) and a synchronisation that waits for it.
+pub fn device_from_flags() -> Result<(tch::Device, bool, impl Fn())> {
+    let (cuda, amp) = (flag("--cuda"), flag("--amp"));
+    if amp && !cuda {
+        bail!("--amp needs --cuda");
+    }
+    if cuda && !tch::Cuda::is_available() {
+        bail!("--cuda: libtorch sees no CUDA device");
+    }
+    let device = if cuda { tch::Device::Cuda(0) } else { tch::Device::Cpu };
+    Ok((device, amp, move || {
+        if cuda {
+            tch::Cuda::synchronize(0);
+        }
+    }))
+}
+
 /// The checkout (DNAS_ROOT where a carried binary runs on another machine).
 pub fn root() -> PathBuf {
     std::env::var_os("DNAS_ROOT").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)

@@ -116,7 +116,7 @@ pub fn features(net: &OneShotNet, student: &Point, slices: &[&Slice]) -> Result<
     if slices.is_empty() {
         bail!("no board entry to match");
     }
-    let saved = net.snapshot(student)?;
+    let saved = net.snapshot_buffers(student)?;
     let _g = tch::no_grad_guard();
     let x = T::f_cat(&slices.iter().map(|s| s.x.shallow_clone()).collect::<Vec<_>>(), 0)?;
     let probs = net.forward(student, &x, true)?.f_softmax(1, Kind::Float)?;

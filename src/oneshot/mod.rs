@@ -215,11 +215,20 @@ impl OneShotNet {
     /// A copy of everything path `p` holds (parameters and BatchNorm statistics), to put back
     /// with [`OneShotNet::restore`] after a forward or simulated update that must leave no trace.
     pub fn snapshot(&self, p: &Point) -> Result<Vec<(T, T)>> {
+        self.copy_of(p, |m| m.state())
+    }
+
+    /// As [`OneShotNet::snapshot`], BatchNorm statistics only: all a no-grad forward changes.
+    pub fn snapshot_buffers(&self, p: &Point) -> Result<Vec<(T, T)>> {
+        self.copy_of(p, |m| m.buffers())
+    }
+
+    fn copy_of(&self, p: &Point, of: impl Fn(&Trainable) -> Vec<(String, T)>) -> Result<Vec<(T, T)>> {
         let _g = tch::no_grad_guard();
         self.modules_on(Some(p))
             .into_iter()
             .filter(|(_, on)| *on)
-            .flat_map(|(m, _)| m.state())
+            .flat_map(|(m, _)| of(m))
             .map(|(_, t)| Ok((t.shallow_clone(), t.f_detach()?.copy())))
             .collect()
     }
