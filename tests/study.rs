@@ -213,10 +213,48 @@ fn truth_resumes_after_sigkill_then_rank_pick_and_report() {
         ])
         .output()
         .unwrap());
+    // The same search with each batch trained by two `dnas study run` processes: the same
+    // evaluations with the same scores, bit for bit, and the processes' logs.
+    let mf2 = dir.path().join("mfkd-procs");
+    let mut search = dnas(&["search", "--strategy", "mfkd", "--space"]);
+    search.arg(&space).arg("--run").arg(&mf2).arg("--teacher").arg(teacher());
+    ok(&search
+        .args(["--train-subset", "256", "--lowfi-fraction", "0.25", "--lowfi-epochs", "1", "--epochs", "1", "--batch", "32"])
+        .args(["--held-out", "256", "--init", "2", "--evals", "3", "--per-round", "1", "--promote", "1", "--max-macs", "3M"])
+        .args(["--threads", "1", "--procs", "2"])
+        .output()
+        .unwrap());
+    let history = |d: &Path| -> Vec<(String, u64, String)> {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("history.json")).unwrap()).unwrap();
+        v["evaluations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["key"].as_str().unwrap().to_string(), e["fidelity"].as_u64().unwrap(), e["score"].to_string()))
+            .collect()
+    };
+    assert_eq!(history(&mf2), history(&mf));
+    let logs: Vec<String> =
+        std::fs::read_dir(mf2.join("fidelity-0/logs")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(logs.iter().any(|l| l.ends_with("-0of2.log")) && logs.iter().any(|l| l.ends_with("-1of2.log")), "{logs:?}");
+
     let mut rank = dnas(&["study", "rank", "--truth"]);
-    let out = ok(&rank.arg(&study).arg("--run").arg(&mf).arg("--teacher").arg(teacher()).args(["--threads", "1"]).output().unwrap());
-    assert!(out.contains("mfkd:lowfi-kd") && out.contains("mfkd:lowfi-ce"), "{out}");
-    for (sub, kd) in [("fidelity-0", true), ("fidelity-0-ce", false)] {
+    let out = ok(&rank
+        .arg(&study)
+        .arg("--run")
+        .arg(&mf)
+        .arg("--teacher")
+        .arg(teacher())
+        .args(["--threads", "1", "--lowfi", "kd,ce,at"])
+        .output()
+        .unwrap());
+    assert!(out.contains("mfkd:lowfi-kd") && out.contains("mfkd:lowfi-ce") && out.contains("mfkd:lowfi-at"), "{out}");
+    // Attention transfer at the teacher's cut of each of the space's two blocks, without Hinton.
+    let at: serde_json::Value = serde_json::from_slice(&std::fs::read(mf.join("fidelity-0-at/study.json")).unwrap()).unwrap();
+    assert!(at["recipe"]["kd"].is_null(), "{at}");
+    assert_eq!(at["recipe"]["feature_kd"]["kind"], "at");
+    assert_eq!(at["recipe"]["feature_kd"]["teacher_cuts"].as_array().unwrap().len(), 2);
+    for (sub, kd) in [("fidelity-0", true), ("fidelity-0-ce", false), ("fidelity-0-at", false)] {
         let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(mf.join(sub).join("study.json")).unwrap()).unwrap();
         assert_eq!(rec["recipe"]["kd"].is_object(), kd, "{sub}");
         let recs: Vec<serde_json::Value> = std::fs::read_dir(mf.join(sub).join("runs"))

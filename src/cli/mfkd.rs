@@ -29,27 +29,100 @@ use crate::search::run::sha256_hex;
 use crate::space::point::PointCost;
 use crate::space::Resolved;
 use crate::study::sample::Sampled;
-use crate::study::truth::{KdRecipe, PlanEntry, Recipe, StudyDir, StudyRecord};
+use crate::study::truth::{FeatureKdRecipe, KdRecipe, PlanEntry, Recipe, Retrainer, StudyDir, StudyRecord};
+use crate::train::features::FeatureKd;
 use crate::util::{create_or_match, write_atomic};
 
-/// Trains (or reads back) evaluations into the fidelity directories.
+/// Trains (or reads back) evaluations into the fidelity directories: in this process, or with
+/// `procs` > 1 as that many `dnas study run --shard i/procs` processes per batch.
 struct DirEvaluator<'a> {
     dirs: Vec<StudyDir>,
     trainer: ClassifierRetrainer,
     resolved: &'a Resolved,
     seed: u64,
+    procs: usize,
+}
+
+impl DirEvaluator<'_> {
+    fn entry(&self, s: &Sampled) -> Result<PlanEntry> {
+        let arch = self.resolved.arch(&s.point, &format!("{}_mfkd", self.resolved.space.name), "")?;
+        Ok(PlanEntry { key: s.key.clone(), why: s.why.clone(), params: s.params, macs: s.macs, seeds: vec![self.seed], arch })
+    }
+
+    /// The finished evaluation of `s` at `fidelity`.
+    fn scored(&self, s: &Sampled, fidelity: usize, reused: bool) -> Result<Scored> {
+        let r = self.dirs[fidelity].result(&s.key, self.seed)?.context("the evaluation left no record")?;
+        let score = r.held_out_top1.context("the evaluation has no held-out top-1 (--held-out must be > 0)")?;
+        eprintln!("[mfkd] fidelity {fidelity}: {:.2}% held-out  {}  ({} MACs)", 100.0 * score, s.key, s.macs);
+        Ok(Scored { score, seconds: r.seconds, reused })
+    }
+
+    /// Trains `todo` (unfinished evaluations) with `n` child processes, each `dnas study run`
+    /// on one shard of a plan written for them; their output goes to `logs/` of the directory.
+    fn train_in_processes(&self, todo: &[&Sampled], fidelity: usize, n: usize) -> Result<()> {
+        let dir = &self.dirs[fidelity];
+        let entries = todo.iter().map(|s| self.entry(s)).collect::<Result<Vec<_>>>()?;
+        let keys: Vec<&str> = todo.iter().map(|s| s.key.as_str()).collect();
+        let name = format!("batch-{}", &sha256_hex(keys.join("\n").as_bytes())[..12]);
+        dir.create_or_open_plan(&name, serde_json::json!({"format": "dnas.study.plan", "kind": "mfkd-batch"}), entries)?;
+        let logs = dir.root.join("logs");
+        std::fs::create_dir_all(&logs).with_context(|| format!("cannot create '{}'", logs.display()))?;
+        let exe = std::env::current_exe().context("cannot find the dnas binary to start evaluation processes")?;
+        let r = &self.trainer.runner;
+        let threads = if r.threads > 0 { r.threads } else { (self.trainer.threads() / n).max(1) };
+        let mut children = Vec::new();
+        for i in 0..n {
+            let log_path = logs.join(format!("{name}-{i}of{n}.log"));
+            let log = std::fs::File::create(&log_path).with_context(|| format!("cannot create '{}'", log_path.display()))?;
+            let mut c = std::process::Command::new(&exe);
+            c.args(["study", "run", "--cheap", "--plan", &name, "--shard", &format!("{i}/{n}"), "--device", &r.device])
+                .arg("--dir")
+                .arg(&dir.root)
+                .args(["--threads", &threads.to_string(), "--workers", &r.workers.to_string(), "--ckpt-every", &r.ckpt_every.to_string()])
+                .stdout(log.try_clone()?)
+                .stderr(log);
+            if let Some(t) = &self.trainer.teacher {
+                c.arg("--teacher").arg(t);
+            }
+            let child = c.spawn().with_context(|| format!("cannot start '{}'", exe.display()))?;
+            children.push((child, log_path));
+        }
+        eprintln!("[mfkd] fidelity {fidelity}: {} evaluations in {n} processes (logs: {})", todo.len(), logs.display());
+        let mut failed = Vec::new();
+        for (mut child, log) in children {
+            let status = child.wait()?;
+            if !status.success() {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(3).collect();
+                failed.push(format!("{} ({status}): {}", log.display(), tail.into_iter().rev().collect::<Vec<_>>().join(" | ")));
+            }
+        }
+        if !failed.is_empty() {
+            bail!("evaluation processes failed: {}", failed.join("; "));
+        }
+        Ok(())
+    }
 }
 
 impl Evaluator for DirEvaluator<'_> {
     fn evaluate(&mut self, s: &Sampled, fidelity: usize) -> Result<Scored> {
-        let dir = &self.dirs[fidelity];
-        let arch = self.resolved.arch(&s.point, &format!("{}_mfkd", self.resolved.space.name), "")?;
-        let entry = PlanEntry { key: s.key.clone(), why: s.why.clone(), params: s.params, macs: s.macs, seeds: vec![self.seed], arch };
-        let stats = dir.run_schedule(&[(entry, self.seed)], (0, 1), &mut self.trainer, &mut |_| Ok(()))?;
-        let r = dir.result(&s.key, self.seed)?.context("the evaluation left no record")?;
-        let score = r.held_out_top1.context("the evaluation has no held-out top-1 (--held-out must be > 0)")?;
-        eprintln!("[mfkd] fidelity {fidelity}: {:.2}% held-out  {}  ({} MACs)", 100.0 * score, s.key, s.macs);
-        Ok(Scored { score, seconds: r.seconds, reused: stats.reused > 0 })
+        let entry = self.entry(s)?;
+        let stats = self.dirs[fidelity].run_schedule(&[(entry, self.seed)], (0, 1), &mut self.trainer, &mut |_| Ok(()))?;
+        self.scored(s, fidelity, stats.reused > 0)
+    }
+
+    fn evaluate_batch(&mut self, batch: &[&Sampled], fidelity: usize) -> Result<Vec<Scored>> {
+        let mut done = Vec::new();
+        for s in batch {
+            done.push(self.dirs[fidelity].result(&s.key, self.seed)?.is_some());
+        }
+        let todo: Vec<&Sampled> = batch.iter().zip(&done).filter(|(_, d)| !**d).map(|(s, _)| *s).collect();
+        let n = self.procs.min(todo.len());
+        if n <= 1 {
+            return batch.iter().map(|s| self.evaluate(s, fidelity)).collect();
+        }
+        self.train_in_processes(&todo, fidelity, n)?;
+        batch.iter().zip(done).map(|(s, d)| self.scored(s, fidelity, d)).collect()
     }
 }
 
@@ -69,9 +142,12 @@ pub fn search_cmd(a: OneShotArgs) -> Result<Outcome> {
         "none" => None,
         other => bail!("--kd '{other}' is not known (hinton, none)"),
     };
+    let feature_kd = feature_recipe(&a.feature_kd, a.feature_kd_weight, &resolved)?;
     let teacher_sha = match teacher {
         Some(t) => sha256_hex(&std::fs::read(t).with_context(|| format!("cannot read teacher '{}'", t.display()))?),
-        None if kd.is_some() => bail!("MF-KD distils from a teacher: give --teacher (or --kd none for plain cross-entropy)"),
+        None if kd.is_some() || feature_kd.is_some() => {
+            bail!("MF-KD distils from a teacher: give --teacher (or --kd none --feature-kd none for plain cross-entropy)")
+        }
         None => String::new(),
     };
     let splits = open(&a.data.spec(a.train.seed))?;
@@ -92,6 +168,7 @@ pub fn search_cmd(a: OneShotArgs) -> Result<Outcome> {
         warmup_epochs: a.train.warmup_epochs,
         label_smoothing: a.train.label_smoothing,
         kd: kd.clone(),
+        feature_kd: feature_kd.clone(),
     };
     let recipes = [recipe(low, a.lowfi_epochs), recipe(high, a.train.epochs)];
     let cfg = MfkdConfig {
@@ -139,6 +216,7 @@ pub fn search_cmd(a: OneShotArgs) -> Result<Outcome> {
         trainer: ClassifierRetrainer { runner, teacher: a.teacher.clone(), cheap: true },
         resolved: &resolved,
         seed: a.train.seed,
+        procs: a.procs.max(1),
     };
     let t0 = std::time::Instant::now();
     let history_path = a.run.join("history.json");
@@ -173,35 +251,70 @@ pub fn search_cmd(a: OneShotArgs) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
+/// The recipe's feature distillation: `kind` (none, at, nst) against the teacher's cut of every
+/// block of the space.
+pub fn feature_recipe(kind: &str, weight: Option<f64>, resolved: &Resolved) -> Result<Option<FeatureKdRecipe>> {
+    let Some(kind) = FeatureKd::parse(kind).context("--feature-kd")? else { return Ok(None) };
+    let weight = weight.unwrap_or(kind.default_weight());
+    if !(weight.is_finite() && weight > 0.0) {
+        bail!("--feature-kd-weight {weight} must be a positive number");
+    }
+    Ok(Some(FeatureKdRecipe { kind, weight, teacher_cuts: resolved.blocks.iter().map(|b| b.teacher_out.clone()).collect() }))
+}
+
 /// Whether `run` is an MF-KD run directory.
 pub fn is_mfkd_run(run: &Path) -> bool {
     run.join("mfkd.json").exists()
 }
 
-/// The low-fidelity study directories `study rank` scores an MF-KD run with: ("kd", the run's
-/// own fidelity 0) and ("ce", `fidelity-0-ce`: the same recipe without distillation), as
-/// `which` (kd, ce, both) asks. The run's space must be the study's.
-pub fn lowfi_dirs(run: &Path, which: &str, study: &StudyDir) -> Result<Vec<(String, StudyDir)>> {
+/// The low-fidelity study directories `study rank` scores an MF-KD run with, one per label of
+/// `which` (comma-separated; `both` = `kd,ce`): `kd` (the run's Hinton distillation), `ce` (no
+/// distillation), `at`/`nst` (cross-entropy plus that feature distillation), `kd+at`/`kd+nst`
+/// (both terms). Each is the run's own fidelity-0 recipe with only the distillation changed; the
+/// run's own directory serves the label its recipe is, the others live in `fidelity-0-<label>`.
+/// The run's space must be the study's; `resolved` (the run's space on the teacher) gives the
+/// teacher's cuts.
+pub fn lowfi_dirs(run: &Path, which: &str, study: &StudyDir, resolved: &Resolved) -> Result<Vec<(String, StudyDir)>> {
     let low = StudyDir::open(&run.join("fidelity-0"))?;
     if low.record.space != study.record.space {
         bail!("the run searched space {} but the truth set is of {}", low.record.space, study.record.space);
     }
-    let ce = || -> Result<StudyDir> {
+    let labels: Vec<&str> = if which == "both" { vec!["kd", "ce"] } else { which.split(',').map(str::trim).collect() };
+    let mut out = Vec::new();
+    for label in labels {
+        let (logits, features) = label.split_once('+').map_or((label, None), |(a, b)| (a, Some(b)));
+        let kd = match (logits, features) {
+            ("kd", _) => Some(low.record.recipe.kd.clone().with_context(|| {
+                format!("--lowfi {label}: '{}' evaluates without Hinton distillation (its recipe has no kd)", run.display())
+            })?),
+            ("ce", None) | ("at", None) | ("nst", None) => None,
+            _ => bail!("--lowfi '{label}' is not known (kd, ce, at, nst, kd+at, kd+nst, both)"),
+        };
+        let feature = match (logits, features) {
+            ("at", None) | ("nst", None) => Some(logits),
+            (_, Some(f)) => Some(f),
+            _ => None,
+        };
         let mut rec = low.record.clone();
-        rec.recipe.kd = None;
-        StudyDir::create(&run.join("fidelity-0-ce"), rec)
-    };
-    let kd_label = if low.record.recipe.kd.is_some() { "lowfi-kd" } else { "lowfi-ce" };
-    Ok(match which {
-        "kd" if low.record.recipe.kd.is_none() => bail!("'{}' evaluates without distillation: use --lowfi ce", run.display()),
-        "kd" => vec![(kd_label.into(), low)],
-        "ce" if low.record.recipe.kd.is_none() => vec![(kd_label.into(), low)],
-        "ce" => vec![("lowfi-ce".into(), ce()?)],
-        "both" if low.record.recipe.kd.is_none() => vec![(kd_label.into(), low)],
-        "both" => {
-            let c = ce()?;
-            vec![(kd_label.into(), low), ("lowfi-ce".into(), c)]
-        }
-        other => bail!("--lowfi '{other}' is not known (kd, ce, both)"),
-    })
+        rec.recipe.kd = kd;
+        rec.recipe.feature_kd = match feature {
+            Some(f) => {
+                let kind = FeatureKd::parse(f).with_context(|| format!("--lowfi {label}"))?;
+                if kind.is_none() {
+                    bail!("--lowfi '{label}' is not known (kd, ce, at, nst, kd+at, kd+nst, both)");
+                }
+                // The weight of the run's own feature distillation when it has this kind.
+                let weight = low.record.recipe.feature_kd.as_ref().filter(|r| Some(r.kind) == kind).map(|r| r.weight);
+                feature_recipe(f, weight, resolved)?
+            }
+            None => None,
+        };
+        let dir = if rec.recipe == low.record.recipe {
+            StudyDir::open(&low.root)?
+        } else {
+            StudyDir::create(&run.join(format!("fidelity-0-{}", label.replace('+', "-"))), rec)?
+        };
+        out.push((format!("lowfi-{label}"), dir));
+    }
+    Ok(out)
 }

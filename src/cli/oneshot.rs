@@ -95,6 +95,17 @@ pub struct OneShotArgs {
     pub kd_temperature: f64,
     #[arg(long, default_value_t = 1.0)]
     pub kd_alpha: f64,
+    /// MF-KD: feature-level distillation at the teacher's cut points, added to the loss — at
+    /// (attention transfer), nst (neuron-selectivity transfer) or none.
+    #[arg(long, default_value = "none")]
+    pub feature_kd: String,
+    /// MF-KD: its weight (default: the method's own, AT β = 1000, NST λ = 50).
+    #[arg(long)]
+    pub feature_kd_weight: Option<f64>,
+    /// MF-KD: evaluations of one batch (the random start, a UCB round, the promotions) trained
+    /// at once by this many `dnas study run` processes on the run directory (1 = in this process).
+    #[arg(long, default_value_t = 1)]
+    pub procs: usize,
     /// MF-KD: random architectures evaluated first, low-fidelity evaluations in all, proposals
     /// per surrogate round, promotions to the high fidelity, UCB β, candidate pool size.
     #[arg(long, default_value_t = 5)]

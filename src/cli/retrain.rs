@@ -13,7 +13,7 @@ use crate::onnx::export::export_with_batch;
 use crate::onnx::WriteOptions;
 use crate::space::arch::{build_child, graph_cost, Arch};
 use crate::train::checkpoint::read_tensors;
-use crate::train::classify::Distill;
+use crate::train::classify::{Distill, LogitKd};
 use crate::train::Trainable;
 
 #[derive(Args)]
@@ -54,7 +54,11 @@ pub fn retrain(a: RetrainArgs) -> Result<Outcome> {
     }
     let kd = match &a.kd_teacher {
         None => None,
-        Some(t) => Some(Distill { teacher: load_teacher(t, &arch, &a.train.device)?, temperature: a.kd_t, alpha: a.kd_alpha }),
+        Some(t) => Some(Distill {
+            teacher: load_teacher(t, &arch, &a.train.device)?,
+            logits: Some(LogitKd { temperature: a.kd_t, alpha: a.kd_alpha }),
+            features: None,
+        }),
     };
     let kd_record = a.kd_teacher.as_ref().map(|t| serde_json::json!({"teacher": t, "temperature": a.kd_t, "alpha": a.kd_alpha}));
     train_classifier(ClassifierJob {

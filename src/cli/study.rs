@@ -15,7 +15,7 @@ use crate::search::choose::choose;
 use crate::search::metric::DnaMetric;
 use crate::search::run::{resolve_with_teacher, sha256_hex, RunDir};
 use crate::search::select::Budget as SelectBudget;
-use crate::space::arch::{build_child, Arch};
+use crate::space::arch::{build_child_with_cuts, Arch};
 use crate::space::point::{arch_key, PointCost};
 use crate::space::SearchSpace;
 use crate::study::pick::pick_report;
@@ -23,7 +23,7 @@ use crate::study::predict::{DnaPredictor, LowFiPredictor, OneShotPredictor, Pred
 use crate::study::rank::rank;
 use crate::study::sample::{random_within, truth_sample, Sampled, TruthSampling};
 use crate::study::truth::{schedule, KdRecipe, PlanEntry, Recipe, Retrainer, StudyDir, StudyRecord, Trained, Truth};
-use crate::train::classify::Distill;
+use crate::train::classify::{Distill, FeatureDistill, LogitKd};
 use crate::util::write_atomic;
 
 #[derive(Subcommand)]
@@ -37,6 +37,41 @@ pub enum StudyCommand {
     /// The search's pick under a budget against K random architectures of the same budget,
     /// all retrained with the truth recipe.
     Pick(PickArgs),
+    /// Trains the unfinished runs of a plan a study directory already holds (`plan-NAME.json`,
+    /// written by truth, pick or an MF-KD search): one of several processes or hosts sharing the
+    /// directory with `--shard i/n`.
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Study directory (holds study.json and the plan).
+    #[arg(long)]
+    dir: PathBuf,
+    /// The plan's name: `plan-<NAME>.json` in the directory.
+    #[arg(long)]
+    plan: String,
+    /// The teacher, when the study's recipe distils.
+    #[arg(long)]
+    teacher: Option<PathBuf>,
+    /// Low-fidelity evaluations: held-out top-1 after the last epoch only, no test pass.
+    #[arg(long)]
+    cheap: bool,
+    #[command(flatten)]
+    runner: RunnerArgs,
+}
+
+pub fn run_cmd(a: RunArgs) -> Result<Outcome> {
+    let study = StudyDir::open(&a.dir)?;
+    let plan = study.load_plan(&a.plan)?;
+    set_threads(a.runner.threads);
+    let mut trainer = ClassifierRetrainer { runner: a.runner.clone(), teacher: a.teacher.clone(), cheap: a.cheap };
+    let stats = study.run_schedule(&schedule(&plan), a.runner.shard, &mut trainer, &mut |_| Ok(()))?;
+    println!(
+        "plan '{}' shard {}/{}: trained {} runs, {} already finished",
+        a.plan, a.runner.shard.0, a.runner.shard.1, stats.trained, stats.reused
+    );
+    Ok(Outcome::Ok)
 }
 
 pub fn run(c: StudyCommand) -> Result<Outcome> {
@@ -44,6 +79,7 @@ pub fn run(c: StudyCommand) -> Result<Outcome> {
         StudyCommand::Truth(a) => truth_cmd(a),
         StudyCommand::Rank(a) => rank_cmd(a),
         StudyCommand::Pick(a) => pick_cmd(a),
+        StudyCommand::Run(a) => run_cmd(a),
     }
 }
 
@@ -101,6 +137,7 @@ impl RecipeArgs {
             warmup_epochs: self.warmup_epochs,
             label_smoothing: self.label_smoothing,
             kd: self.kd.then_some(KdRecipe { temperature: self.kd_t, alpha: self.kd_alpha }),
+            feature_kd: None,
         }
     }
 }
@@ -204,21 +241,38 @@ impl Retrainer for ClassifierRetrainer {
             threads: self.runner.threads,
             resume: dir.join("ckpt").exists(),
         };
-        let kd = match (&r.kd, &self.teacher) {
-            (Some(k), Some(t)) => {
-                Some(Distill { teacher: load_teacher(t, arch, &self.runner.device)?, temperature: k.temperature, alpha: k.alpha })
+        let (graph, cuts) = build_child_with_cuts(arch, seed)?;
+        let distils = r.kd.is_some() || r.feature_kd.is_some();
+        let kd = match (distils, &self.teacher) {
+            (true, Some(t)) => {
+                let features = match &r.feature_kd {
+                    Some(f) if f.teacher_cuts.len() != cuts.len() => bail!(
+                        "the recipe's feature distillation names {} teacher cuts, '{}' has {} blocks",
+                        f.teacher_cuts.len(),
+                        arch.name,
+                        cuts.len()
+                    ),
+                    Some(f) => Some(FeatureDistill {
+                        kind: f.kind,
+                        weight: f.weight,
+                        pairs: cuts.iter().cloned().zip(f.teacher_cuts.iter().cloned()).collect(),
+                    }),
+                    None => None,
+                };
+                let logits = r.kd.as_ref().map(|k| LogitKd { temperature: k.temperature, alpha: k.alpha });
+                Some(Distill { teacher: load_teacher(t, arch, &self.runner.device)?, logits, features })
             }
-            (Some(_), None) => bail!("the recipe distils but no teacher was given"),
-            (None, _) => None,
+            (true, None) => bail!("the recipe distils but no teacher was given"),
+            (false, _) => None,
         };
         let result = fit_classifier(ClassifierJob {
             command: "study",
             what: "truth",
             source: Path::new(&arch.name),
-            graph: build_child(arch, seed)?,
+            graph,
             input: arch.input,
             classes: arch.classes,
-            record: serde_json::json!({"arch": arch, "kd": r.kd}),
+            record: serde_json::json!({"arch": arch, "kd": r.kd, "feature_kd": r.feature_kd}),
             output: dir,
             data: &data,
             train: &train,
@@ -385,8 +439,10 @@ pub struct RankArgs {
     /// DNA block metric: score (mean|Y−Ŷ|/std, the default of select), mse, mse-var, cell-z, or all.
     #[arg(long, default_value = "all")]
     metric: String,
-    /// MF-KD runs: which low-fidelity predictors — kd (the run's recipe), ce (the same without
-    /// distillation), or both. Each trains every truth architecture once at the low fidelity.
+    /// MF-KD runs: which low-fidelity predictors, comma-separated — kd (Hinton, as the run),
+    /// ce (no distillation), at / nst (cross-entropy + attention / neuron-selectivity transfer at
+    /// the teacher's cuts), kd+at / kd+nst; both = kd,ce. Each trains every truth architecture
+    /// once at the run's low fidelity.
     #[arg(long, default_value = "both")]
     lowfi: String,
     /// Name of the report (default: the run directory's name).
@@ -409,7 +465,8 @@ pub fn rank_cmd(a: RankArgs) -> Result<Outcome> {
     let mut predictors: Vec<(String, Box<dyn Predictor>)> = Vec::new();
     if super::mfkd::is_mfkd_run(&a.run) {
         set_threads(a.threads);
-        for (label, lowfi) in super::mfkd::lowfi_dirs(&a.run, &a.lowfi, &study)? {
+        let resolved = crate::cli::oneshot::resolve_space(&a.run.join("space.json"), a.teacher.as_deref())?;
+        for (label, lowfi) in super::mfkd::lowfi_dirs(&a.run, &a.lowfi, &study, &resolved)? {
             let runner =
                 RunnerArgs { device: a.device.clone(), threads: a.threads, workers: 2, shard: (0, 1), ckpt_every: 200, plan_only: false };
             let trainer = ClassifierRetrainer { runner, teacher: a.teacher.clone(), cheap: true };

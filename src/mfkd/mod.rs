@@ -71,6 +71,12 @@ pub struct Scored {
 /// Scores architectures at a fidelity: trains them unless the evaluation already finished.
 pub trait Evaluator {
     fn evaluate(&mut self, s: &Sampled, fidelity: usize) -> Result<Scored>;
+    /// One batch the search needs before it can go on (the random start, a UCB round, the
+    /// promotions), in order; an evaluator may train them at once (separate processes). The
+    /// default trains them one after the other.
+    fn evaluate_batch(&mut self, batch: &[&Sampled], fidelity: usize) -> Result<Vec<Scored>> {
+        batch.iter().map(|s| self.evaluate(s, fidelity)).collect()
+    }
 }
 
 pub struct SearchResult {
@@ -105,10 +111,20 @@ pub fn search(
     let mut history: Vec<Evaluation> = Vec::new();
     let mut low: Vec<(usize, f64)> = Vec::new(); // (pool index, score) at fidelity 0
     let evals = cfg.evals.min(pool.len());
-    let mut record =
-        |history: &mut Vec<Evaluation>, i: usize, fidelity: usize, round: usize, why: String, predicted, ev: &mut dyn Evaluator| {
-            let s = &pool[i];
-            let got = ev.evaluate(s, fidelity)?;
+    // Evaluates a batch of pool indices at one fidelity, appending to the history in order.
+    let mut record = |history: &mut Vec<Evaluation>,
+                      batch: &[(usize, String, Option<(f64, f64)>)],
+                      fidelity: usize,
+                      round: usize,
+                      ev: &mut dyn Evaluator|
+     -> Result<Vec<f64>> {
+        let samples: Vec<&Sampled> = batch.iter().map(|(i, _, _)| &pool[*i]).collect();
+        let got = ev.evaluate_batch(&samples, fidelity)?;
+        if got.len() != batch.len() {
+            bail!("the evaluator returned {} scores for {} evaluations", got.len(), batch.len());
+        }
+        for ((i, why, predicted), g) in batch.iter().zip(&got) {
+            let s = &pool[*i];
             history.push(Evaluation {
                 round,
                 fidelity,
@@ -116,19 +132,19 @@ pub fn search(
                 macs: s.macs,
                 params: s.params,
                 point: s.point.clone(),
-                why,
-                predicted,
-                score: got.score,
-                seconds: got.seconds,
-                reused: got.reused,
+                why: why.clone(),
+                predicted: *predicted,
+                score: g.score,
+                seconds: g.seconds,
+                reused: g.reused,
             });
-            on_eval(history)?;
-            Ok::<f64, anyhow::Error>(got.score)
-        };
-    for i in 0..cfg.init.min(evals) {
-        let score = record(&mut history, i, 0, 0, "random start".into(), None, ev)?;
-        low.push((i, score));
-    }
+        }
+        on_eval(history)?;
+        Ok(got.iter().map(|g| g.score).collect())
+    };
+    let start: Vec<(usize, String, Option<(f64, f64)>)> = (0..cfg.init.min(evals)).map(|i| (i, "random start".into(), None)).collect();
+    let scores = record(&mut history, &start, 0, 0, ev)?;
+    low.extend(start.iter().map(|b| b.0).zip(scores));
     let mut round = 0;
     while low.len() < evals {
         round += 1;
@@ -138,12 +154,12 @@ pub fn search(
         let open: Vec<usize> = (0..pool.len()).filter(|i| !low.iter().any(|(j, _)| j == i)).collect();
         let cand: Vec<Vec<f64>> = open.iter().map(|&i| enc[i].clone()).collect();
         let take = cfg.per_round.max(1).min(evals - low.len());
-        for k in best_by_ucb(&gp, &cand, cfg.beta, take) {
-            let i = open[k];
-            let predicted = gp.predict(&enc[i]);
-            let score = record(&mut history, i, 0, round, format!("UCB round {round}"), Some(predicted), ev)?;
-            low.push((i, score));
-        }
+        let batch: Vec<(usize, String, Option<(f64, f64)>)> = best_by_ucb(&gp, &cand, cfg.beta, take)
+            .into_iter()
+            .map(|k| (open[k], format!("UCB round {round}"), Some(gp.predict(&enc[open[k]]))))
+            .collect();
+        let scores = record(&mut history, &batch, 0, round, ev)?;
+        low.extend(batch.iter().map(|b| b.0).zip(scores));
     }
     // Promotions: the best `promote` of each fidelity go one fidelity up.
     let mut current = low;
@@ -155,12 +171,13 @@ pub fn search(
         round += 1;
         let mut order = current.clone();
         order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let mut next = Vec::new();
-        for &(i, prev) in order.iter().take(cfg.promote) {
-            let score = record(&mut history, i, f, round, format!("promoted: {:.2}% at fidelity {}", 100.0 * prev, f - 1), None, ev)?;
-            next.push((i, score));
-        }
-        current = next;
+        let batch: Vec<(usize, String, Option<(f64, f64)>)> = order
+            .iter()
+            .take(cfg.promote)
+            .map(|&(i, prev)| (i, format!("promoted: {:.2}% at fidelity {}", 100.0 * prev, f - 1), None))
+            .collect();
+        let scores = record(&mut history, &batch, f, round, ev)?;
+        current = batch.iter().map(|b| b.0).zip(scores).collect();
         fidelity = f;
     }
     let &(best, pick_score) =
@@ -200,6 +217,35 @@ mod tests {
             self.trained.push(k);
             Ok(Scored { score, seconds: 1.0, reused: false })
         }
+    }
+
+    /// Records the batches the search hands over, evaluating through [`Synthetic`].
+    struct Batches<'a> {
+        inner: Synthetic<'a>,
+        sizes: Vec<(usize, usize)>,
+    }
+
+    impl Evaluator for Batches<'_> {
+        fn evaluate(&mut self, s: &Sampled, fidelity: usize) -> Result<Scored> {
+            self.inner.evaluate(s, fidelity)
+        }
+        fn evaluate_batch(&mut self, batch: &[&Sampled], fidelity: usize) -> Result<Vec<Scored>> {
+            self.sizes.push((fidelity, batch.len()));
+            batch.iter().map(|s| self.inner.evaluate(s, fidelity)).collect()
+        }
+    }
+
+    #[test]
+    fn hands_over_the_start_each_round_and_the_promotions_as_batches() {
+        let r = resolve_standalone(&SearchSpace::parse(crate::oneshot::TEST_SPACE).unwrap()).unwrap();
+        let mut cost = PointCost::new(&r).unwrap();
+        let mut disk = HashMap::new();
+        let inner = Synthetic { disk: &mut disk, trained: vec![], fail_after: None, max_macs: u64::MAX };
+        let mut ev = Batches { inner, sizes: vec![] };
+        let got = search(&r, &mut cost, &cfg(), PathBudget::default(), 2, &mut ev, &mut |_| Ok(())).unwrap();
+        // init 3, then 4 more by UCB in rounds of 2, then the best 2 promoted.
+        assert_eq!(ev.sizes, [(0, 3), (0, 2), (0, 2), (1, 2)]);
+        assert_eq!(got.history.len(), 9);
     }
 
     fn cfg() -> MfkdConfig {

@@ -166,21 +166,29 @@ fn head(mut b: Builder, head: &Head, x: &str, c: usize, classes: usize) -> Graph
 
 /// The child network of `arch` with seeded initial weights: input `input`, output `logits`.
 pub fn build_child(arch: &Arch, seed: u64) -> Result<Graph> {
+    Ok(build_child_with_cuts(arch, seed)?.0)
+}
+
+/// [`build_child`] and the value each block ends in (the student's side of the teacher's cut
+/// points: feature distillation taps them).
+pub fn build_child_with_cuts(arch: &Arch, seed: u64) -> Result<(Graph, Vec<String>)> {
     arch.validate()?;
     let mut b = Builder::new(&arch.name, "input", arch.input, seed);
     let mut x = stem(&mut b, &arch.stem, arch.input[0], arch.se);
+    let mut cuts = Vec::new();
     for (i, layers) in arch.layer_shapes().iter().enumerate() {
         for (l, (op, s)) in layers.iter().enumerate() {
             if let LayerOp::MbConv { kernel, expand } = *op {
                 x = b.mbconv(&format!("blocks.{i}.{l}"), &x, s.cin, s.cout, kernel, s.stride, expand, arch.se);
             }
         }
+        cuts.push(x.clone());
     }
     let mut g = head(b, &arch.head, &x, arch.head_in()[0], arch.classes);
     g.name = arch.name.clone();
     g.metadata.insert("dnas.arch".into(), serde_json::to_string(arch)?);
     g.check()?;
-    Ok(g)
+    Ok((g, cuts))
 }
 
 /// Params and MACs (batch 1) of `g` as exported (BatchNorm folded).

@@ -51,6 +51,19 @@ pub struct Recipe {
     pub warmup_epochs: f64,
     pub label_smoothing: f64,
     pub kd: Option<KdRecipe>,
+    /// Feature-level distillation at the teacher's cut points (absent = none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_kd: Option<FeatureKdRecipe>,
+}
+
+/// Feature distillation in the recipe: the student's block outputs against these teacher
+/// values (one per block of the space, in order).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureKdRecipe {
+    pub kind: crate::train::features::FeatureKd,
+    pub weight: f64,
+    pub teacher_cuts: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,12 +1,13 @@
 //! Image classification on the shared loop: cross-entropy with label smoothing over a
-//! [`Trainable`] graph, optionally distilled from a frozen teacher's logits (Hinton KD), and
-//! top-1 evaluation in tch.
+//! [`Trainable`] graph, optionally distilled from a frozen teacher — its logits (Hinton KD)
+//! and/or its feature maps at the cut points ([`super::features`]) — and top-1 evaluation in tch.
 
 use std::collections::HashMap;
 
 use anyhow::Result;
 use tch::{Kind, Tensor as T};
 
+use super::features::FeatureKd;
 use super::module::Trainable;
 use super::trainer::Learner;
 use crate::data::{Batch, Loader};
@@ -18,13 +19,28 @@ pub struct Classifier {
     pub kd: Option<Distill>,
 }
 
-/// Hinton-style distillation: loss = (1 − α)·CE(student, labels) + α·T²·KL(p_teacher^T ‖ p_student^T),
-/// with p^T = softmax(logits / T) and the KL averaged over the batch.
+/// Distillation from a frozen teacher (same input as the student):
+/// loss = (1 − α)·CE + α·T²·KL(p_teacher^T ‖ p_student^T) with p^T = softmax(logits / T) when
+/// `logits` is set (CE alone otherwise), plus the feature term when `features` is set.
 pub struct Distill {
-    /// The frozen teacher (same input as the student).
     pub teacher: crate::exec::Executor,
+    pub logits: Option<LogitKd>,
+    pub features: Option<FeatureDistill>,
+}
+
+/// Hinton's soft targets.
+#[derive(Clone, Copy, Debug)]
+pub struct LogitKd {
     pub temperature: f64,
     pub alpha: f64,
+}
+
+/// A feature-level term: `kind.scale(weight) · Σ_pairs kind.loss(student value, teacher value)`.
+pub struct FeatureDistill {
+    pub kind: FeatureKd,
+    pub weight: f64,
+    /// (student value, teacher value) per cut point.
+    pub pairs: Vec<(String, String)>,
 }
 
 impl Classifier {
@@ -61,16 +77,51 @@ impl Learner for Classifier {
     fn loss(&mut self, batch: &Batch, _step: usize) -> Result<T> {
         let chw = input_chw(&self.module);
         let (x, y) = tensors(batch, chw, self.module.device())?;
-        let logits = self.module.forward(&x, true)?;
-        let ce = logits.f_cross_entropy_loss::<T>(&y, None, tch::Reduction::Mean, -100, self.label_smoothing)?;
-        let Some(kd) = &self.kd else { return Ok(ce) };
-        let t_logits = {
-            let _g = tch::no_grad_guard();
-            kd.teacher.forward(&x)?
+        let Some(kd) = &self.kd else {
+            let logits = self.module.forward(&x, true)?;
+            return Ok(logits.f_cross_entropy_loss::<T>(&y, None, tch::Reduction::Mean, -100, self.label_smoothing)?);
         };
-        let soft = kd_loss(&logits, &t_logits, kd.temperature)?;
-        Ok(ce.f_mul_scalar(1.0 - kd.alpha)?.f_add(&soft.f_mul_scalar(kd.alpha)?)?)
+        let pairs = kd.features.as_ref().map_or(&[][..], |f| &f.pairs[..]);
+        let student_taps: Vec<&str> = pairs.iter().map(|(s, _)| s.as_str()).collect();
+        let teacher_taps: Vec<&str> = pairs.iter().map(|(_, t)| t.as_str()).collect();
+        let g = self.module.graph();
+        let (input, output) =
+            (io_name(g.data_inputs().next().map(|v| &v.name), "input")?, io_name(g.outputs.first().map(|v| &v.name), "output")?);
+        let mut s_out = self.module.run(&[(&input, &x)], &student_taps, true)?;
+        let logits = take(&mut s_out, &output, "student")?;
+        let t_graph = kd.teacher.graph();
+        let t_in = io_name(t_graph.data_inputs().next().map(|v| &v.name), "teacher input")?;
+        let t_logits_name = io_name(t_graph.outputs.first().map(|v| &v.name), "teacher output")?;
+        let mut t_out = {
+            let _g = tch::no_grad_guard();
+            kd.teacher.run(&[(&t_in, &x)], &teacher_taps)?
+        };
+        let ce = logits.f_cross_entropy_loss::<T>(&y, None, tch::Reduction::Mean, -100, self.label_smoothing)?;
+        let mut loss = match &kd.logits {
+            Some(l) => {
+                let t_logits = take(&mut t_out, &t_logits_name, "teacher")?;
+                let soft = kd_loss(&logits, &t_logits, l.temperature)?;
+                ce.f_mul_scalar(1.0 - l.alpha)?.f_add(&soft.f_mul_scalar(l.alpha)?)?
+            }
+            None => ce,
+        };
+        if let Some(f) = &kd.features {
+            for (s, t) in &f.pairs {
+                let (sv, tv) = (take(&mut s_out, s, "student")?, take(&mut t_out, t, "teacher")?);
+                let term = f.kind.loss(&sv, &tv).map_err(|e| anyhow::anyhow!("cut '{s}' ↔ teacher '{t}': {e}"))?;
+                loss = loss.f_add(&term.f_mul_scalar(f.kind.scale(f.weight))?)?;
+            }
+        }
+        Ok(loss)
     }
+}
+
+fn io_name(name: Option<&String>, what: &str) -> Result<String> {
+    name.cloned().ok_or_else(|| anyhow::anyhow!("the graph has no {what}"))
+}
+
+fn take(values: &mut HashMap<String, T>, name: &str, whose: &str) -> Result<T> {
+    values.remove(name).ok_or_else(|| anyhow::anyhow!("the {whose} did not compute '{name}'"))
 }
 
 /// [C, H, W] of the module's declared input.

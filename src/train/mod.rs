@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod classify;
+pub mod features;
 pub mod module;
 pub mod optim;
 pub mod schedule;
