@@ -11,12 +11,12 @@ use std::path::PathBuf;
 use anyhow::Result;
 use dnas::onnx::export::deploy_bytes;
 use dnas::onnx::WriteOptions;
+use dnas::search::lut::build_lut;
 use dnas::search::run::resolve_with_teacher;
 use dnas::space::arch::{build_child, Arch, ArchBlock, Predicted};
 use dnas::space::SearchSpace;
 use dnas::util::Rng;
 use dnas::validate::latency::{measure, LatencyConfig, Target};
-use dnas::validate::lut::build_lut;
 
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();

@@ -1,7 +1,9 @@
 //! dnas: block-wise knowledge-distillation NAS for mobile CNNs, shipped as ONNX.
 //!
-//! Pipeline (see docs/ARCHITECTURE.md): `onnx` (read/write) ⇄ `ir` (graph, ops, shape
-//! inference, cost) → `exec` (tch executor) → `teacher` (inspect, cuts) → `validate` (ORT, tract).
+//! Pipeline (see docs/ARCHITECTURE.md): `onnx` (read/write) ⇄ `ir` (graph, op enum, tensors,
+//! facts) with `ops` (one file per op family: parse, emit, shape inference, tch evaluation,
+//! cost; and the inference and cost passes) → `exec` (tch executor) → `teacher` (inspect, cuts)
+//! → `validate` (ORT, tract).
 
 pub mod cli;
 pub mod data;
@@ -11,6 +13,7 @@ pub mod mfkd;
 pub mod nets;
 pub mod oneshot;
 pub mod onnx;
+pub mod ops;
 pub mod report;
 pub mod search;
 pub mod space;

@@ -215,7 +215,7 @@ pub fn latency_lut(a: LatencyLutArgs) -> Result<Outcome> {
     let cfg = LatencyConfig { warmup: a.warmup, runs: a.runs };
     let t0 = std::time::Instant::now();
     let pb = if a.json { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(0) };
-    let lut = crate::validate::lut::build_lut(&resolved, target, cfg, &mut |done, total| {
+    let lut = crate::search::lut::build_lut(&resolved, target, cfg, &mut |done, total| {
         pb.set_length(total as u64);
         pb.set_position(done as u64)
     })?;

@@ -3,7 +3,6 @@
 
 pub mod convert;
 pub mod fused;
-pub mod ops;
 
 use std::collections::{HashMap, HashSet};
 
@@ -12,7 +11,9 @@ use tch::{Device, Kind};
 
 pub use convert::{from_tch, parse_device, to_tch};
 
-use crate::ir::{infer_with, Facts, Graph, Node, Op, Tensor};
+use crate::ir::{Facts, Graph, Node, Op, Tensor};
+use crate::ops;
+use crate::ops::infer::infer_with;
 
 /// Shape inference for `g` with small constant subgraphs folded through the executor.
 pub fn infer(g: &Graph, input_shapes: &HashMap<String, Vec<usize>>) -> Result<Facts> {

@@ -26,7 +26,7 @@ impl Builder {
                 outputs: vec![],
                 initializers: BTreeMap::new(),
                 nodes: vec![],
-                opset: crate::onnx::DEFAULT_OPSET,
+                opset: super::DEFAULT_OPSET,
                 metadata: BTreeMap::new(),
             },
             rng: Rng::new(seed),

@@ -2,14 +2,16 @@
 //! a [`Graph`]; the tch executor, the ONNX writer and the cost counters all consume it.
 
 pub mod builder;
-pub mod cost;
+pub mod fact;
 pub mod fold;
 pub mod graph;
-pub mod infer;
 pub mod op;
 pub mod tensor;
 
+pub use fact::{fixed_input_shapes, Fact, Facts};
 pub use graph::{Dim, Graph, Node, ValueInfo};
-pub use infer::{fixed_input_shapes, infer_with, Fact, Facts};
 pub use op::{AutoPad, ConvAttrs, Op, PadMode, PoolAttrs};
 pub use tensor::{DType, Data, Tensor};
+
+/// The default-domain opset dnas builds and writes unless told otherwise.
+pub const DEFAULT_OPSET: i64 = 17;

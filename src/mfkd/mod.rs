@@ -61,6 +61,9 @@ pub struct Evaluation {
     pub reused: bool,
 }
 
+/// An evaluation the search has decided on: (pool index, why, the surrogate's (mean, std)).
+type Planned = (usize, String, Option<(f64, f64)>);
+
 /// What one evaluation gave back.
 pub struct Scored {
     pub score: f64,
@@ -112,37 +115,33 @@ pub fn search(
     let mut low: Vec<(usize, f64)> = Vec::new(); // (pool index, score) at fidelity 0
     let evals = cfg.evals.min(pool.len());
     // Evaluates a batch of pool indices at one fidelity, appending to the history in order.
-    let mut record = |history: &mut Vec<Evaluation>,
-                      batch: &[(usize, String, Option<(f64, f64)>)],
-                      fidelity: usize,
-                      round: usize,
-                      ev: &mut dyn Evaluator|
-     -> Result<Vec<f64>> {
-        let samples: Vec<&Sampled> = batch.iter().map(|(i, _, _)| &pool[*i]).collect();
-        let got = ev.evaluate_batch(&samples, fidelity)?;
-        if got.len() != batch.len() {
-            bail!("the evaluator returned {} scores for {} evaluations", got.len(), batch.len());
-        }
-        for ((i, why, predicted), g) in batch.iter().zip(&got) {
-            let s = &pool[*i];
-            history.push(Evaluation {
-                round,
-                fidelity,
-                key: s.key.clone(),
-                macs: s.macs,
-                params: s.params,
-                point: s.point.clone(),
-                why: why.clone(),
-                predicted: *predicted,
-                score: g.score,
-                seconds: g.seconds,
-                reused: g.reused,
-            });
-        }
-        on_eval(history)?;
-        Ok(got.iter().map(|g| g.score).collect())
-    };
-    let start: Vec<(usize, String, Option<(f64, f64)>)> = (0..cfg.init.min(evals)).map(|i| (i, "random start".into(), None)).collect();
+    let mut record =
+        |history: &mut Vec<Evaluation>, batch: &[Planned], fidelity: usize, round: usize, ev: &mut dyn Evaluator| -> Result<Vec<f64>> {
+            let samples: Vec<&Sampled> = batch.iter().map(|(i, _, _)| &pool[*i]).collect();
+            let got = ev.evaluate_batch(&samples, fidelity)?;
+            if got.len() != batch.len() {
+                bail!("the evaluator returned {} scores for {} evaluations", got.len(), batch.len());
+            }
+            for ((i, why, predicted), g) in batch.iter().zip(&got) {
+                let s = &pool[*i];
+                history.push(Evaluation {
+                    round,
+                    fidelity,
+                    key: s.key.clone(),
+                    macs: s.macs,
+                    params: s.params,
+                    point: s.point.clone(),
+                    why: why.clone(),
+                    predicted: *predicted,
+                    score: g.score,
+                    seconds: g.seconds,
+                    reused: g.reused,
+                });
+            }
+            on_eval(history)?;
+            Ok(got.iter().map(|g| g.score).collect())
+        };
+    let start: Vec<Planned> = (0..cfg.init.min(evals)).map(|i| (i, "random start".into(), None)).collect();
     let scores = record(&mut history, &start, 0, 0, ev)?;
     low.extend(start.iter().map(|b| b.0).zip(scores));
     let mut round = 0;
@@ -154,7 +153,7 @@ pub fn search(
         let open: Vec<usize> = (0..pool.len()).filter(|i| !low.iter().any(|(j, _)| j == i)).collect();
         let cand: Vec<Vec<f64>> = open.iter().map(|&i| enc[i].clone()).collect();
         let take = cfg.per_round.max(1).min(evals - low.len());
-        let batch: Vec<(usize, String, Option<(f64, f64)>)> = best_by_ucb(&gp, &cand, cfg.beta, take)
+        let batch: Vec<Planned> = best_by_ucb(&gp, &cand, cfg.beta, take)
             .into_iter()
             .map(|k| (open[k], format!("UCB round {round}"), Some(gp.predict(&enc[open[k]]))))
             .collect();
@@ -171,7 +170,7 @@ pub fn search(
         round += 1;
         let mut order = current.clone();
         order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let batch: Vec<(usize, String, Option<(f64, f64)>)> = order
+        let batch: Vec<Planned> = order
             .iter()
             .take(cfg.promote)
             .map(|&(i, prev)| (i, format!("promoted: {:.2}% at fidelity {}", 100.0 * prev, f - 1), None))

@@ -19,9 +19,9 @@ use anyhow::{bail, Context, Result};
 use tch::{Device, Tensor as T};
 
 use crate::space::arch::fixed_graphs_seeded;
+use crate::space::layer::layer_graph;
 use crate::space::point::{Point, PointCost};
 use crate::space::{LayerOp, Resolved};
-use crate::supernet::layer_graph;
 use crate::train::Trainable;
 use crate::util::Rng;
 

@@ -1,8 +1,8 @@
 //! ONNX ⇄ IR. `schemas/onnx.proto` is compiled by build.rs (protox + prost-build).
 
 pub mod export;
-pub mod ops;
 pub mod read;
+pub mod tensor;
 pub mod write;
 
 /// Messages generated from `schemas/onnx.proto`.
@@ -16,4 +16,4 @@ pub use write::{write_file, write_model, WriteOptions};
 
 /// IR version and opset dnas writes unless told otherwise.
 pub const DEFAULT_IR_VERSION: i64 = 8;
-pub const DEFAULT_OPSET: i64 = 17;
+pub use crate::ir::DEFAULT_OPSET;

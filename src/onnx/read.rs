@@ -6,9 +6,10 @@ use std::path::Path;
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use prost::Message;
 
-use super::ops;
-use super::proto::{tensor_proto::DataLocation, ModelProto, TensorProto, ValueInfoProto};
-use crate::ir::{DType, Data, Dim, Graph, Node, Op, Tensor, ValueInfo};
+use super::proto::{ModelProto, ValueInfoProto};
+use super::tensor::tensor_from_proto;
+use crate::ir::{DType, Dim, Graph, Node, Op, Tensor, ValueInfo};
+use crate::ops;
 
 /// Reads and imports an ONNX file.
 pub fn read_file(path: &Path) -> Result<Graph> {
@@ -115,38 +116,4 @@ fn value_info(v: &ValueInfoProto) -> Result<ValueInfo> {
             .collect()
     });
     Ok(ValueInfo { name, dtype, shape })
-}
-
-/// Decodes a TensorProto (raw_data or typed fields). External data is refused.
-pub fn tensor_from_proto(t: &TensorProto) -> Result<Tensor> {
-    if t.data_location() == DataLocation::External || !t.external_data.is_empty() {
-        bail!(
-            "tensor '{}' stores its data in an external file, which dnas does not read; re-save the model with all tensors inside",
-            t.name()
-        );
-    }
-    let dtype =
-        DType::from_onnx(t.data_type()).ok_or_else(|| anyhow!("tensor '{}' has unsupported element type {}", t.name(), t.data_type()))?;
-    let dims = t
-        .dims
-        .iter()
-        .map(|&d| usize::try_from(d).map_err(|_| anyhow!("tensor '{}' has negative dimension {d}", t.name())))
-        .collect::<Result<Vec<_>>>()?;
-    let n: usize = dims.iter().product();
-    if let Some(raw) = &t.raw_data {
-        return Tensor::from_raw_bytes(dtype, dims, raw);
-    }
-    let data = match dtype {
-        DType::F32 => Data::F32(t.float_data.clone()),
-        DType::F64 => Data::F64(t.double_data.clone()),
-        DType::I64 => Data::I64(t.int64_data.clone()),
-        DType::I32 | DType::U8 | DType::I8 | DType::Bool => Data::I64(t.int32_data.iter().map(|&v| v as i64).collect()),
-    };
-    let len = match &data {
-        Data::F32(v) => v.len(),
-        Data::F64(v) => v.len(),
-        Data::I64(v) => v.len(),
-    };
-    ensure!(len == n, "tensor '{}' has {} values for shape {:?} ({} expected)", t.name(), len, dims, n);
-    Ok(Tensor { dtype, dims, data })
 }

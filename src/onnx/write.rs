@@ -9,11 +9,12 @@ use prost::Message;
 
 use super::proto::{
     tensor_shape_proto::{dimension, Dimension},
-    type_proto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto,
-    ValueInfoProto,
+    type_proto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
-use super::{ops, read::constant_values, DEFAULT_IR_VERSION, DEFAULT_OPSET};
-use crate::ir::{Dim, Graph, Tensor, ValueInfo};
+use super::tensor::tensor_to_proto;
+use super::{read::constant_values, DEFAULT_IR_VERSION, DEFAULT_OPSET};
+use crate::ir::{Dim, Graph, ValueInfo};
+use crate::ops;
 
 #[derive(Clone, Debug)]
 pub struct WriteOptions {
@@ -26,16 +27,6 @@ pub struct WriteOptions {
 impl Default for WriteOptions {
     fn default() -> Self {
         WriteOptions { ir_version: DEFAULT_IR_VERSION, opset: DEFAULT_OPSET, batch_dim: Some("N".into()) }
-    }
-}
-
-pub fn tensor_to_proto(name: &str, t: &Tensor) -> TensorProto {
-    TensorProto {
-        name: (!name.is_empty()).then(|| name.to_string()),
-        dims: t.dims.iter().map(|&d| d as i64).collect(),
-        data_type: Some(t.dtype.onnx_code()),
-        raw_data: Some(t.to_raw_bytes()),
-        ..Default::default()
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod choose;
 pub mod evaluate;
+pub mod lut;
 pub mod metric;
 pub mod run;
 pub mod select;

@@ -196,7 +196,7 @@ pub fn graph_cost(g: &Graph) -> Result<(u64, u64)> {
     let mut g = g.clone();
     crate::ir::fold::fold_batchnorm(&mut g)?;
     let facts = crate::exec::infer(&g, &crate::ir::fixed_input_shapes(&g, 1)?)?;
-    let c = crate::ir::cost::count(&g, &facts);
+    let c = crate::ops::cost::count(&g, &facts);
     Ok((c.params, c.macs))
 }
 
@@ -206,7 +206,7 @@ pub fn layer_cost(op: LayerOp, s: &LayerShape, se: f64, cache: &mut HashMap<Stri
     if let Some(c) = cache.get(&key) {
         return Ok(*c);
     }
-    let c = match crate::supernet::layer_graph("layer", op, s, se, 0) {
+    let c = match super::layer::layer_graph("layer", op, s, se, 0) {
         Some(g) => graph_cost(&g)?,
         None => (0, 0),
     };

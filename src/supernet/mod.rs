@@ -16,19 +16,11 @@ use std::collections::HashMap;
 use anyhow::{Context, Result};
 use tch::{Device, Tensor as T};
 
-use crate::ir::builder::Builder;
-use crate::ir::Graph;
-use crate::space::{LayerOp, LayerShape, ResolvedBlock, ResolvedCell};
+use crate::space::{LayerOp, ResolvedBlock, ResolvedCell};
 use crate::train::Trainable;
 use crate::util::Rng;
 
-/// The IR graph of one layer: input `x` [N, cin, h, w] → MBConv → output. `None` for `skip`.
-pub fn layer_graph(scope: &str, op: LayerOp, s: &LayerShape, se: f64, seed: u64) -> Option<Graph> {
-    let LayerOp::MbConv { kernel, expand } = op else { return None };
-    let mut b = Builder::new(scope, "x", [s.cin, s.h, s.w], seed);
-    let y = b.mbconv(scope, "x", s.cin, s.cout, kernel, s.stride, expand, se);
-    Some(b.finish(&[&y]))
-}
+use crate::space::layer::layer_graph;
 
 /// Scope (and weight-name prefix) of one layer module.
 pub fn unit_scope(block: usize, cell: usize, layer: usize, op: LayerOp) -> String {

@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::cuts::{auto_cuts, named_cuts, CutPoint};
 use crate::exec::infer;
-use crate::ir::cost::{count, NodeCost};
 use crate::ir::{fixed_input_shapes, Graph};
+use crate::ops::cost::{count, NodeCost};
 
 #[derive(Debug, Serialize)]
 pub struct Inspection {

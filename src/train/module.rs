@@ -8,8 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 use anyhow::{anyhow, bail, Context, Result};
 use tch::{Device, Kind, Tensor as T};
 
-use crate::exec::{channels_last, interpret, ops, to_tch, Plan};
+use crate::exec::{channels_last, interpret, to_tch, Plan};
 use crate::ir::{Graph, Op};
+use crate::ops;
 
 pub struct Trainable {
     graph: Graph,

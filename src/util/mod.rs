@@ -52,6 +52,7 @@ pub fn create_or_match(path: &Path, value: &serde_json::Value, what: &str) -> Re
 
 pub mod malloc;
 pub mod rng;
+pub mod schema;
 pub use rng::Rng;
 
 /// A JSON file, with errors naming it.

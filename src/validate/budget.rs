@@ -9,7 +9,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::latency::{LatencyRow, Target};
-use crate::space::{load_with, parse_checked};
+use crate::util::schema::{load_with, parse_checked};
 
 const SCHEMA: &str = include_str!("../../schemas/budget.schema.json");
 

@@ -4,7 +4,6 @@ pub mod accuracy;
 pub mod budget;
 pub mod compare;
 pub mod latency;
-pub mod lut;
 pub mod ort_rt;
 pub mod tract_rt;
 

@@ -1,4 +1,5 @@
-//! Cost counters over the IR: parameters and multiply-accumulates per node, from inferred shapes.
+//! Cost counters over the IR: parameters and multiply-accumulates per node, from inferred shapes
+//! (each op's share comes from its family: `Family::macs`, `Family::param_inputs`).
 //!
 //! Conventions (those of torchvision/timm model cards): MACs count Conv and Gemm/MatMul only
 //! (element-wise ops and pooling are free); parameters are the float initializers a node reads,
@@ -6,7 +7,7 @@
 
 use std::collections::HashSet;
 
-use super::{Facts, Graph, Op};
+use crate::ir::{Facts, Graph};
 
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct NodeCost {
@@ -33,32 +34,9 @@ pub fn count(g: &Graph, facts: &Facts) -> Cost {
         let shape = |i: usize| n.inputs.get(i).and_then(|v| facts.get(v)).map(|f| f.shape.clone()).unwrap_or_default();
         let out = n.outputs.first().and_then(|o| facts.get(o)).map(|f| f.shape.clone()).unwrap_or_default();
         let out_numel: u64 = out.iter().product::<usize>() as u64;
-        let macs = match &n.op {
-            Op::Conv(_) => {
-                let w = shape(1);
-                if w.len() >= 2 {
-                    out_numel * w[1..].iter().product::<usize>() as u64
-                } else {
-                    0
-                }
-            }
-            Op::Gemm { trans_a, .. } => {
-                let a = shape(0);
-                if a.len() == 2 {
-                    out_numel * if *trans_a { a[0] } else { a[1] } as u64
-                } else {
-                    0
-                }
-            }
-            Op::MatMul => shape(0).last().map_or(0, |&k| out_numel * k as u64),
-            _ => 0,
-        };
-        let param_inputs: &[usize] = match n.op {
-            Op::BatchNormalization { .. } => &[1, 2],
-            Op::Conv(_) | Op::Gemm { .. } => &[1, 2],
-            Op::MatMul | Op::Add | Op::Mul | Op::Sub | Op::Div => &[0, 1],
-            _ => &[],
-        };
+        let family = super::family(&n.op);
+        let macs = family.macs(&n.op, &shape, out_numel);
+        let param_inputs = family.param_inputs(&n.op);
         let mut params = 0;
         for &i in param_inputs {
             if let Some(name) = n.inputs.get(i) {

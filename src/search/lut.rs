@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 
-use super::latency::{measure, LatencyConfig, Target};
 use crate::ir::builder::Builder;
 use crate::ir::{Graph, Op};
 use crate::onnx::export::deploy_bytes;
@@ -16,6 +15,7 @@ use crate::onnx::WriteOptions;
 use crate::search::choose::LatencyLut;
 use crate::space::arch::fixed_graphs;
 use crate::space::{LayerOp, LayerShape, Resolved};
+use crate::validate::latency::{measure, LatencyConfig, Target};
 
 fn p50(g: &Graph, shape: [usize; 3], target: Target, cfg: LatencyConfig) -> Result<f64> {
     let bytes = deploy_bytes(g, &[], &WriteOptions::default(), None)?;
@@ -56,7 +56,7 @@ pub fn build_lut(r: &Resolved, target: Target, cfg: LatencyConfig, progress: &mu
     let mut entries = BTreeMap::new();
     for (i, (key, (op, s))) in keys.iter().enumerate() {
         let shape = [s.cin, s.h, s.w];
-        let g = crate::supernet::layer_graph("layer", *op, s, space.se, 0).context("a skip has no layer")?;
+        let g = crate::space::layer::layer_graph("layer", *op, s, space.se, 0).context("a skip has no layer")?;
         let ms = p50(&g, shape, target, cfg).with_context(|| format!("timing layer {key}"))?;
         let oh = match overheads.get(&shape) {
             Some(v) => *v,
