@@ -17,6 +17,7 @@ fn check_teacher(file: &str, mean: [f32; 3], std: [f32; 3]) {
         tract: true,
         limit: None,
         prefix: "imagenet_".into(),
+        input_shape: None,
     };
     let r = check(&model(file), &photos_dir(), &opts).expect("check");
     eprintln!(

@@ -249,6 +249,13 @@ fn truth_resumes_after_sigkill_then_rank_pick_and_report() {
         .output()
         .unwrap());
     assert!(out.contains("mfkd:lowfi-kd") && out.contains("mfkd:lowfi-ce") && out.contains("mfkd:lowfi-at"), "{out}");
+    // Every pair of predictors compared on the same architectures (paired bootstrap).
+    let diffs: serde_json::Value = serde_json::from_slice(&std::fs::read(study.join("rank/differences/mfkd.json")).unwrap()).unwrap();
+    let pairs: Vec<(String, String)> =
+        diffs.as_array().unwrap().iter().map(|d| (d["a"].as_str().unwrap().into(), d["b"].as_str().unwrap().into())).collect();
+    assert_eq!(pairs.len(), 3, "{pairs:?}");
+    assert!(pairs.contains(&("mfkd:lowfi-kd".into(), "mfkd:lowfi-ce".into())), "{pairs:?}");
+    assert!(out.contains("Δτ"), "{out}");
     // Attention transfer at the teacher's cut of each of the space's two blocks, without Hinton.
     let at: serde_json::Value = serde_json::from_slice(&std::fs::read(mf.join("fidelity-0-at/study.json")).unwrap()).unwrap();
     assert!(at["recipe"]["kd"].is_null(), "{at}");

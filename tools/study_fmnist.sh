@@ -17,7 +17,7 @@ SHIP="$DNAS_ROOT/models/study/fmnist_small"
 sync_ship() {
   mkdir -p "$SHIP/runs"
   for f in "$DIR"/study.json "$DIR"/plan-*.json "$DIR"/truth.json; do [ -f "$f" ] && cp "$f" "$SHIP/"; done
-  for d in rank pick; do
+  for d in rank rank/differences pick; do
     [ -d "$DIR/$d" ] && mkdir -p "$SHIP/$d" && cp "$DIR/$d"/*.json "$SHIP/$d/" 2>/dev/null
   done
   for r in "$DIR"/runs/*/record.json; do

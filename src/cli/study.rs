@@ -501,6 +501,11 @@ pub fn rank_cmd(a: RankArgs) -> Result<Outcome> {
         write_atomic(&file, serde_json::to_string_pretty(&r)?.as_bytes())?;
         reports.push(r);
     }
+    let diffs = crate::study::rank::differences(&reports, a.seed)?;
+    if !diffs.is_empty() {
+        let file = study.root.join("rank").join("differences").join(format!("{name}.json"));
+        write_atomic(&file, serde_json::to_string_pretty(&diffs)?.as_bytes())?;
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
         return Ok(Outcome::Ok);
@@ -519,6 +524,12 @@ pub fn rank_cmd(a: RankArgs) -> Result<Outcome> {
     }
     if let Some(m) = reports.first().and_then(|r| r.macs_tau) {
         println!("{:<16} {:>4} {:>24}", "MACs (baseline)", reports[0].archs, format!("{m:+.3}"));
+    }
+    if !diffs.is_empty() {
+        println!("differences, paired bootstrap over the same architectures:");
+        for d in &diffs {
+            println!("  {:<34} Δτ {:>24}   Δρ {:>24}", format!("{} − {}", d.a, d.b), d.kendall_tau.to_string(), d.spearman_rho.to_string());
+        }
     }
     println!("reports written to {}", study.root.join("rank").display());
     Ok(Outcome::Ok)

@@ -66,6 +66,10 @@ pub struct CheckArgs {
     /// Skip tract.
     #[arg(long)]
     no_tract: bool,
+    /// Input shape where the model leaves dimensions symbolic, e.g. 1,3,48,192 (the batch stays
+    /// as the model declares it; a non-square input is fed resized images, not crops).
+    #[arg(long, value_delimiter = ',')]
+    input_shape: Option<Vec<usize>>,
     #[arg(long)]
     json: bool,
 }
@@ -149,6 +153,7 @@ fn run_check(model: &Path, images: &Path, a: &CheckArgs) -> Result<CheckReport> 
         tract: !a.no_tract,
         limit: None,
         prefix: a.prefix.clone(),
+        input_shape: a.input_shape.clone(),
     };
     check(model, images, &opts)
 }
@@ -248,6 +253,7 @@ fn demo(a: DemoArgs) -> Result<Outcome> {
             batch: 10,
             tol: 1e-4,
             no_tract: false,
+            input_shape: None,
             json: false,
         };
         let rep = run_check(&model, &photos, &args)?;

@@ -55,6 +55,30 @@ pub fn list(dir: &Path, prefix: &str) -> Result<Vec<Photo>> {
 }
 
 /// Decodes and preprocesses one image into CHW f32 (3 × crop × crop). Errors name the file.
+/// An image resized to exactly `h`×`w` (no crop; for models whose input is not square),
+/// normalised with `p`'s mean and std, as [3, h, w].
+pub fn load_resized(path: &Path, p: &Preprocess, h: u32, w: u32) -> Result<Vec<f32>> {
+    let img = image::ImageReader::open(path)
+        .with_context(|| format!("cannot open '{}'", path.display()))?
+        .with_guessed_format()
+        .with_context(|| format!("cannot read '{}'", path.display()))?
+        .decode()
+        .with_context(|| format!("'{}' is not a decodable image", path.display()))?
+        .to_rgb8();
+    let img = image::imageops::resize(&img, w, h, FilterType::Triangle);
+    let (hu, wu) = (h as usize, w as usize);
+    let mut out = vec![0f32; 3 * hu * wu];
+    for y in 0..hu {
+        for x in 0..wu {
+            let px = img.get_pixel(x as u32, y as u32);
+            for ch in 0..3 {
+                out[ch * hu * wu + y * wu + x] = (px[ch] as f32 / 255.0 - p.mean[ch]) / p.std[ch];
+            }
+        }
+    }
+    Ok(out)
+}
+
 pub fn load(path: &Path, p: &Preprocess) -> Result<Vec<f32>> {
     let img = image::ImageReader::open(path)
         .with_context(|| format!("cannot open '{}'", path.display()))?

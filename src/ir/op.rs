@@ -73,6 +73,77 @@ impl PadMode {
     }
 }
 
+/// Element-wise math without attributes; the ONNX op type is the variant's name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Unary {
+    Tanh,
+    Exp,
+    Log,
+    Sqrt,
+    Neg,
+    Abs,
+    Reciprocal,
+    Erf,
+    Softplus,
+    Mish,
+}
+
+impl Unary {
+    pub const ALL: [Unary; 10] = [
+        Unary::Tanh,
+        Unary::Exp,
+        Unary::Log,
+        Unary::Sqrt,
+        Unary::Neg,
+        Unary::Abs,
+        Unary::Reciprocal,
+        Unary::Erf,
+        Unary::Softplus,
+        Unary::Mish,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            Unary::Tanh => "Tanh",
+            Unary::Exp => "Exp",
+            Unary::Log => "Log",
+            Unary::Sqrt => "Sqrt",
+            Unary::Neg => "Neg",
+            Unary::Abs => "Abs",
+            Unary::Reciprocal => "Reciprocal",
+            Unary::Erf => "Erf",
+            Unary::Softplus => "Softplus",
+            Unary::Mish => "Mish",
+        }
+    }
+    pub fn parse(op_type: &str) -> Option<Unary> {
+        Unary::ALL.into_iter().find(|u| u.name() == op_type)
+    }
+}
+
+/// Variadic element-wise reductions over their inputs, with broadcasting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Variadic {
+    Sum,
+    Mean,
+    Max,
+    Min,
+}
+
+impl Variadic {
+    pub const ALL: [Variadic; 4] = [Variadic::Sum, Variadic::Mean, Variadic::Max, Variadic::Min];
+    pub fn name(self) -> &'static str {
+        match self {
+            Variadic::Sum => "Sum",
+            Variadic::Mean => "Mean",
+            Variadic::Max => "Max",
+            Variadic::Min => "Min",
+        }
+    }
+    pub fn parse(op_type: &str) -> Option<Variadic> {
+        Variadic::ALL.into_iter().find(|v| v.name() == op_type)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[serde(tag = "op")]
 pub enum Op {
@@ -91,6 +162,27 @@ pub enum Op {
     HardSwish,
     /// X, [min], [max]
     Clip,
+    LeakyRelu {
+        alpha: f32,
+    },
+    Elu {
+        alpha: f32,
+    },
+    Selu {
+        alpha: f32,
+        gamma: f32,
+    },
+    /// `tanh`: the tanh approximation (ONNX `approximate="tanh"`).
+    Gelu {
+        tanh: bool,
+    },
+    /// X, slope (broadcast to X)
+    PRelu,
+    Unary(Unary),
+    /// X, exponent (broadcasting)
+    Pow,
+    /// Inputs broadcast together.
+    Variadic(Variadic),
     Add,
     Sub,
     Mul,
@@ -155,11 +247,21 @@ pub enum Op {
         axis: i64,
         legacy: bool,
     },
+    /// As Softmax.
+    LogSoftmax {
+        axis: i64,
+        legacy: bool,
+    },
     Cast {
         to: DType,
     },
     /// data, starts, ends, [axes], [steps]
     Slice,
+    /// data, [split sizes] → `outputs` parts along `axis` (equal parts without sizes).
+    Split {
+        axis: i64,
+        outputs: usize,
+    },
     /// Loaded for inspection; refused by the executor and the writer.
     Unknown {
         op_type: String,
@@ -178,6 +280,14 @@ impl Op {
             Op::HardSigmoid { .. } => "HardSigmoid",
             Op::HardSwish => "HardSwish",
             Op::Clip => "Clip",
+            Op::LeakyRelu { .. } => "LeakyRelu",
+            Op::Elu { .. } => "Elu",
+            Op::Selu { .. } => "Selu",
+            Op::Gelu { .. } => "Gelu",
+            Op::PRelu => "PRelu",
+            Op::Unary(u) => u.name(),
+            Op::Pow => "Pow",
+            Op::Variadic(v) => v.name(),
             Op::Add => "Add",
             Op::Sub => "Sub",
             Op::Mul => "Mul",
@@ -202,8 +312,10 @@ impl Op {
             Op::Identity => "Identity",
             Op::Dropout => "Dropout",
             Op::Softmax { .. } => "Softmax",
+            Op::LogSoftmax { .. } => "LogSoftmax",
             Op::Cast { .. } => "Cast",
             Op::Slice => "Slice",
+            Op::Split { .. } => "Split",
             Op::Unknown { op_type, .. } => op_type,
         }
     }

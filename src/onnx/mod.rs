@@ -1,6 +1,7 @@
 //! ONNX ⇄ IR. `schemas/onnx.proto` is compiled by build.rs (protox + prost-build).
 
 pub mod export;
+pub mod lower;
 pub mod read;
 pub mod tensor;
 pub mod write;

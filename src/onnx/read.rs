@@ -64,8 +64,25 @@ fn import(model: &ModelProto) -> Result<Graph> {
     let metadata = model.metadata_props.iter().map(|p| (p.key().to_string(), p.value().to_string())).collect();
     let mut graph = Graph { name: g.name().to_string(), inputs, outputs, initializers, nodes, opset, metadata };
     resolve_reduce_axes(&mut graph)?;
+    drop_unread_dropout_masks(&mut graph)?;
     graph.toposort()?;
     Ok(graph)
+}
+
+/// Dropout's mask output (opsets < 12 always declare it) is dropped when nothing reads it;
+/// a mask that some node or graph output reads is refused by name.
+fn drop_unread_dropout_masks(g: &mut Graph) -> Result<()> {
+    let read: HashSet<String> =
+        g.nodes.iter().flat_map(|n| n.inputs.iter().cloned()).chain(g.outputs.iter().map(|o| o.name.clone())).collect();
+    for n in &mut g.nodes {
+        if matches!(n.op, Op::Dropout) && n.outputs.len() > 1 {
+            if let Some(mask) = n.outputs[1..].iter().find(|m| !m.is_empty() && read.contains(*m)) {
+                bail!("node '{}' (Dropout): its mask output '{mask}' is read, which inference has no use for (not supported)", n.name);
+            }
+            n.outputs.truncate(1);
+        }
+    }
+    Ok(())
 }
 
 /// ReduceMean at opset ≥ 18 takes axes as an input; the IR keeps them as an attribute.
@@ -116,4 +133,67 @@ fn value_info(v: &ValueInfoProto) -> Result<ValueInfo> {
             .collect()
     });
     Ok(ValueInfo { name, dtype, shape })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::proto::{
+        tensor_shape_proto::{dimension, Dimension},
+        type_proto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    };
+    use prost::Message;
+
+    fn vi(name: &str) -> ValueInfoProto {
+        let dims = [1, 4].iter().map(|&d| Dimension { value: Some(dimension::Value::DimValue(d)), denotation: None }).collect();
+        ValueInfoProto {
+            name: Some(name.into()),
+            r#type: Some(TypeProto {
+                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                    elem_type: Some(1),
+                    shape: Some(TensorShapeProto { dim: dims }),
+                })),
+                denotation: None,
+            }),
+            doc_string: None,
+        }
+    }
+
+    /// x → Dropout (opset 10: a mask output) → y; `read_mask`: an Identity reads the mask.
+    fn dropout_model(read_mask: bool) -> Vec<u8> {
+        let mut node = vec![NodeProto {
+            input: vec!["x".into()],
+            output: vec!["y".into(), "mask".into()],
+            name: Some("drop".into()),
+            op_type: Some("Dropout".into()),
+            ..Default::default()
+        }];
+        let mut output = vec![vi("y")];
+        if read_mask {
+            node.push(NodeProto {
+                input: vec!["mask".into()],
+                output: vec!["m2".into()],
+                name: Some("use".into()),
+                op_type: Some("Identity".into()),
+                ..Default::default()
+            });
+            output.push(vi("m2"));
+        }
+        let graph = GraphProto { node, name: Some("g".into()), input: vec![vi("x")], output, ..Default::default() };
+        let model = ModelProto {
+            ir_version: Some(5),
+            opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(10) }],
+            graph: Some(graph),
+            ..Default::default()
+        };
+        model.encode_to_vec()
+    }
+
+    #[test]
+    fn an_unread_dropout_mask_is_dropped_and_a_read_one_is_refused_by_name() {
+        let g = super::read_model(&dropout_model(false)).unwrap();
+        assert_eq!(g.nodes[0].outputs, ["y"]);
+        let err = super::read_model(&dropout_model(true)).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("'drop'") && msg.contains("mask output 'mask'"), "{msg}");
+    }
 }

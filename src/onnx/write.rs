@@ -58,6 +58,8 @@ fn value_info(v: &ValueInfo, batch: Option<&str>) -> ValueInfoProto {
 /// Serialises `g` as an ONNX model.
 pub fn write_model(g: &Graph, opts: &WriteOptions) -> Result<Vec<u8>> {
     g.check()?;
+    let lowered = super::lower::for_opset(g, opts.opset)?;
+    let g: &Graph = &lowered;
     let consts = constant_values(g);
     let lookup = |n: &str| consts.get(n).cloned();
     let mut nodes = Vec::with_capacity(g.nodes.len());

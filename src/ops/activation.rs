@@ -1,5 +1,7 @@
 //! Activations: Relu, Sigmoid, HardSigmoid, HardSwish, Clip (bounds as inputs since opset 11,
-//! attributes before) and Softmax (opset < 13: the input coerced to 2-D at `axis`).
+//! attributes before), Softmax and LogSoftmax (opset < 13: the input coerced to 2-D at `axis`;
+//! the writer lowers such a legacy op to Flatten → Softmax → Reshape for opset ≥ 13,
+//! `onnx::lower`).
 
 use anyhow::{ensure, Result};
 use tch::{Kind, Tensor as T};
@@ -23,7 +25,7 @@ impl Family for Activation {
         "activation"
     }
     fn op_types(&self) -> &'static [&'static str] {
-        &["Relu", "Sigmoid", "HardSwish", "HardSigmoid", "Clip", "Softmax"]
+        &["Relu", "Sigmoid", "HardSwish", "HardSigmoid", "Clip", "Softmax", "LogSoftmax"]
     }
     fn parse(&self, op_type: &str, a: &mut ParseCx) -> Result<Op> {
         Ok(match op_type {
@@ -42,7 +44,12 @@ impl Family for Activation {
             }
             _ => {
                 let legacy = a.opset < 13;
-                Op::Softmax { axis: a.int("axis")?.unwrap_or(if legacy { 1 } else { -1 }), legacy }
+                let axis = a.int("axis")?.unwrap_or(if legacy { 1 } else { -1 });
+                if op_type == "LogSoftmax" {
+                    Op::LogSoftmax { axis, legacy }
+                } else {
+                    Op::Softmax { axis, legacy }
+                }
             }
         })
     }
@@ -76,10 +83,17 @@ impl Family for Activation {
                     cx.ins.truncate(1);
                 }
             }
-            Op::Softmax { axis, legacy } => {
+            Op::Softmax { axis, legacy } | Op::LogSoftmax { axis, legacy } => {
                 ensure!(
                     !*legacy || cx.opset < 13 || *axis == -1,
-                    "legacy (opset < 13) Softmax on axis {axis} cannot be written for opset {}",
+                    "legacy (opset < 13) {} on axis {axis} cannot be written for opset {} as one node (onnx::lower rewrites it)",
+                    op.name(),
+                    cx.opset
+                );
+                ensure!(
+                    *legacy || cx.opset >= 13 || *axis == -1,
+                    "{} on axis {axis} (opset ≥ 13 semantics) cannot be written for opset {} < 13 unless it is the last axis",
+                    op.name(),
                     cx.opset
                 );
                 cx.push(a_int("axis", *axis));
@@ -90,7 +104,7 @@ impl Family for Activation {
     }
     fn infer(&self, op: &Op, ins: &[Option<&Fact>]) -> Result<Vec<Fact>> {
         let f = req(ins, 0)?;
-        if let Op::Softmax { axis, .. } = op {
+        if let Op::Softmax { axis, .. } | Op::LogSoftmax { axis, .. } = op {
             norm_axis(*axis, f.shape.len())?;
         }
         Ok(vec![Fact::new(f.dtype, f.shape.clone())])
@@ -111,14 +125,16 @@ impl Family for Activation {
                     (None, None) => x.shallow_clone(),
                 })
             }
-            Op::Softmax { axis, legacy } => {
+            Op::Softmax { axis, legacy } | Op::LogSoftmax { axis, legacy } => {
+                let log = matches!(op, Op::LogSoftmax { .. });
+                let f = |t: &T, dim: i64| if log { t.f_log_softmax(dim, None::<Kind>) } else { t.f_softmax(dim, None::<Kind>) };
                 let a = norm_axis(*axis, x.dim())?;
                 if *legacy && a + 1 != x.dim() {
                     let d = x.size();
                     let flat = x.f_reshape([d[..a].iter().product::<i64>(), -1])?;
-                    one(flat.f_softmax(1, None::<Kind>)?.f_reshape(&d)?)
+                    one(f(&flat, 1)?.f_reshape(&d)?)
                 } else {
-                    one(x.f_softmax(a as i64, None::<Kind>)?)
+                    one(f(x, a as i64)?)
                 }
             }
             _ => Err(not_mine(self, op)),
@@ -162,6 +178,29 @@ mod tests {
         // Legacy Softmax keeps its semantics where it is read and written (opset < 13).
         roundtrip(&Op::Softmax { axis: 1, legacy: true }, &["x"], &[], 11);
         shapes_agree(&Op::Softmax { axis: 1, legacy: true }, &[data(&[2, 3, 4])]);
+    }
+
+    #[test]
+    fn softmaxes_of_either_definition_are_written_for_any_opset_with_their_meaning() {
+        use super::super::conformance::runtimes_agree;
+        for legacy in [true, false] {
+            for (axis, ok_below_13) in [(1, legacy), (2, true), (-1, true)] {
+                for op in [Op::Softmax { axis, legacy }, Op::LogSoftmax { axis, legacy }] {
+                    for opset in [11, 13, 17] {
+                        if opset < 13 && !ok_below_13 {
+                            // An opset-13 softmax over a middle axis has no one-node opset-11
+                            // form: refused by name, never written with another meaning.
+                            let g = super::super::conformance::single_node(&op, &[], &[2, 3, 4], opset);
+                            let opts = crate::onnx::WriteOptions { opset, ..Default::default() };
+                            let err = crate::onnx::write_model(&g, &opts).expect_err("written with another meaning");
+                            assert!(format!("{err:#}").contains("cannot be written for opset 11"), "{op:?}: {err:#}");
+                            continue;
+                        }
+                        runtimes_agree(&format!("{op:?} at opset {opset}"), &op, &[], &[2, 3, 4], opset, false);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

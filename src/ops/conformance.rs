@@ -95,3 +95,64 @@ pub fn ints(v: &[i64]) -> Option<Input> {
 pub fn scalar(v: f32) -> Option<Input> {
     Some(Input::Const(Tensor::f32(vec![], vec![v])))
 }
+
+/// One node `op(x, consts…)` written at `opset` by dnas's writer, run by dnas (tch), ONNX
+/// Runtime and tract on the same input: tch (of the graph read back, and of the IR before it
+/// was written) within 1e-5 of ORT, tract within 1e-4, and the inferred output shape equal to
+/// what runs. `positive`: feed x in [0.1, 1.1) instead of [−1, 1).
+pub fn runtimes_agree(label: &str, op: &Op, consts: &[(&str, Tensor)], x_shape: &[usize], opset: i64, positive: bool) {
+    use crate::validate::{compare::diff, ort_rt::OrtModel, tract_rt::TractModel, Array};
+    let g = single_node(op, consts, x_shape, opset);
+    let opts = crate::onnx::WriteOptions { opset, batch_dim: None, ..Default::default() };
+    let bytes = crate::onnx::write_model(&g, &opts).unwrap_or_else(|e| panic!("{label}: write: {e:#}"));
+    let original = crate::exec::Executor::new(g, tch::Device::Cpu).unwrap_or_else(|e| panic!("{label}: executor: {e:#}"));
+    let n: usize = x_shape.iter().product();
+    let mut s = 0x9E37_79B9_7F4A_7C15u64;
+    let data = (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let u = (s >> 40) as f32 / (1u64 << 24) as f32;
+            if positive {
+                u + 0.1
+            } else {
+                u * 2.0 - 1.0
+            }
+        })
+        .collect();
+    let x = Array { shape: x_shape.to_vec(), data };
+    let read = crate::onnx::read_model(&bytes).unwrap_or_else(|e| panic!("{label}: read back: {e:#}"));
+    let exec = crate::exec::Executor::new(read.clone(), tch::Device::Cpu).unwrap_or_else(|e| panic!("{label}: executor: {e:#}"));
+    let tch_out = Array::from_tch(&exec.forward(&x.to_tch().unwrap()).unwrap_or_else(|e| panic!("{label}: tch: {e:#}"))).unwrap();
+    let facts =
+        crate::exec::infer(&read, &[("x".to_string(), x_shape.to_vec())].into()).unwrap_or_else(|e| panic!("{label}: infer: {e:#}"));
+    assert_eq!(facts["y"].shape, tch_out.shape, "{label}: inferred vs evaluated shape");
+    let ort = OrtModel::new(&bytes, 1)
+        .unwrap_or_else(|e| panic!("{label}: ORT session: {e:#}"))
+        .run(&x)
+        .unwrap_or_else(|e| panic!("{label}: ORT: {e:#}"));
+    let e = diff(&tch_out, &ort[0]).unwrap_or_else(|| panic!("{label}: tch {:?} vs ORT {:?}", tch_out.shape, ort[0].shape));
+    assert!(e.max_rel <= 1e-5, "{label}: tch vs ORT max rel {:.3e}", e.max_rel);
+    // What was written means what the IR meant (the writer may have lowered the op).
+    let before = Array::from_tch(&original.forward(&x.to_tch().unwrap()).unwrap_or_else(|e| panic!("{label}: tch: {e:#}"))).unwrap();
+    let e = diff(&before, &ort[0]).unwrap_or_else(|| panic!("{label}: IR {:?} vs ORT {:?}", before.shape, ort[0].shape));
+    assert!(e.max_rel <= 1e-5, "{label}: the IR before writing vs ORT max rel {:.3e}", e.max_rel);
+    let tract = TractModel::new(&bytes, x_shape).and_then(|m| m.run(&x)).unwrap_or_else(|e| panic!("{label}: tract: {e:#}"));
+    let e = diff(&tract[0], &ort[0]).unwrap_or_else(|| panic!("{label}: tract {:?} vs ORT {:?}", tract[0].shape, ort[0].shape));
+    assert!(e.max_rel <= 1e-4, "{label}: tract vs ORT max rel {:.3e}", e.max_rel);
+}
+
+/// The graph `y = op(x, consts…)` with `x` of `x_shape`.
+pub fn single_node(op: &Op, consts: &[(&str, Tensor)], x_shape: &[usize], opset: i64) -> crate::ir::Graph {
+    use crate::ir::{DType, Dim, Graph, Node, ValueInfo};
+    let mut inputs = vec!["x".to_string()];
+    inputs.extend(consts.iter().map(|(n, _)| n.to_string()));
+    Graph {
+        name: "conformance".into(),
+        inputs: vec![ValueInfo { name: "x".into(), dtype: DType::F32, shape: Some(x_shape.iter().map(|&d| Dim::Fixed(d)).collect()) }],
+        outputs: vec![ValueInfo { name: "y".into(), dtype: DType::F32, shape: None }],
+        initializers: consts.iter().map(|(n, t)| (n.to_string(), t.clone())).collect(),
+        nodes: vec![Node { name: "n0".into(), op: op.clone(), inputs, outputs: vec!["y".into()] }],
+        opset,
+        metadata: Default::default(),
+    }
+}

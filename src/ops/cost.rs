@@ -3,7 +3,8 @@
 //!
 //! Conventions (those of torchvision/timm model cards): MACs count Conv and Gemm/MatMul only
 //! (element-wise ops and pooling are free); parameters are the float initializers a node reads,
-//! excluding BatchNorm running statistics, each initializer counted once.
+//! excluding BatchNorm running statistics, each initializer counted once (Constant-node values
+//! count as initializers).
 
 use std::collections::HashSet;
 
@@ -29,6 +30,15 @@ pub struct Cost {
 /// the facts were inferred for).
 pub fn count(g: &Graph, facts: &Facts) -> Cost {
     let mut seen: HashSet<&str> = HashSet::new();
+    // Weights some exporters (Paddle2ONNX) write as Constant nodes rather than initializers.
+    let constants: std::collections::HashMap<&str, &crate::ir::Tensor> = g
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.op {
+            crate::ir::Op::Constant { value } => n.outputs.first().map(|o| (o.as_str(), value)),
+            _ => None,
+        })
+        .collect();
     let mut total = Cost::default();
     for n in &g.nodes {
         let shape = |i: usize| n.inputs.get(i).and_then(|v| facts.get(v)).map(|f| f.shape.clone()).unwrap_or_default();
@@ -40,7 +50,7 @@ pub fn count(g: &Graph, facts: &Facts) -> Cost {
         let mut params = 0;
         for &i in param_inputs {
             if let Some(name) = n.inputs.get(i) {
-                if let Some(t) = g.initializers.get(name) {
+                if let Some(t) = g.initializers.get(name).or_else(|| constants.get(name.as_str()).copied()) {
                     if t.dtype.is_float() && seen.insert(name) {
                         params += t.numel() as u64;
                     }

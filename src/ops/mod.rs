@@ -21,10 +21,12 @@ pub mod linear;
 pub mod normalization;
 pub mod pad;
 pub mod pool;
+pub mod rectifier;
 pub mod reduce;
 pub mod shape;
 pub mod shapes;
 mod torch;
+pub mod unary;
 
 #[cfg(test)]
 pub(crate) mod conformance;
@@ -74,6 +76,8 @@ pub const FAMILIES: &[&dyn Family] = &[
     &conv::Conv,
     &normalization::Normalization,
     &activation::Activation,
+    &rectifier::Rectifier,
+    &unary::Math,
     &elementwise::Elementwise,
     &linear::Linear,
     &pool::Pool,
@@ -88,8 +92,12 @@ pub fn family(op: &Op) -> &'static dyn Family {
     match op {
         Op::Conv(_) => &conv::Conv,
         Op::BatchNormalization { .. } => &normalization::Normalization,
-        Op::Relu | Op::Sigmoid | Op::HardSigmoid { .. } | Op::HardSwish | Op::Clip | Op::Softmax { .. } => &activation::Activation,
-        Op::Add | Op::Sub | Op::Mul | Op::Div => &elementwise::Elementwise,
+        Op::Relu | Op::Sigmoid | Op::HardSigmoid { .. } | Op::HardSwish | Op::Clip | Op::Softmax { .. } | Op::LogSoftmax { .. } => {
+            &activation::Activation
+        }
+        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Variadic(_) => &elementwise::Elementwise,
+        Op::LeakyRelu { .. } | Op::Elu { .. } | Op::Selu { .. } | Op::Gelu { .. } | Op::PRelu => &rectifier::Rectifier,
+        Op::Unary(_) => &unary::Math,
         Op::Gemm { .. } | Op::MatMul => &linear::Linear,
         Op::GlobalAveragePool | Op::AveragePool(_) | Op::MaxPool(_) => &pool::Pool,
         Op::ReduceMean { .. } => &reduce::Reduce,
@@ -104,7 +112,8 @@ pub fn family(op: &Op) -> &'static dyn Family {
         | Op::Identity
         | Op::Dropout
         | Op::Cast { .. }
-        | Op::Slice => &shape::Shape,
+        | Op::Slice
+        | Op::Split { .. } => &shape::Shape,
         Op::Pad { .. } => &pad::Pad,
         Op::Constant { .. } | Op::ConstantOfShape { .. } => &constant::Constant,
         Op::Unknown { .. } => &Unknown,

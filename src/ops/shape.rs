@@ -21,12 +21,42 @@ fn shape_range(start: i64, end: Option<i64>, rank: usize) -> (usize, usize) {
     (s, e.max(s))
 }
 
+/// Split's part sizes along an axis of `dim`: the given sizes (which must add up), or
+/// `outputs` equal parts (the last one smaller when `dim` does not divide, as opset 18 allows).
+fn split_sizes(dim: usize, given: Option<Vec<i64>>, outputs: usize) -> Result<Vec<usize>> {
+    if let Some(g) = given {
+        ensure!(g.iter().all(|&v| v >= 0), "negative split size in {g:?}");
+        let sizes: Vec<usize> = g.iter().map(|&v| v as usize).collect();
+        ensure!(sizes.iter().sum::<usize>() == dim, "split sizes {sizes:?} do not add up to the axis size {dim}");
+        ensure!(sizes.len() == outputs, "{} split sizes for {outputs} outputs", sizes.len());
+        return Ok(sizes);
+    }
+    ensure!(outputs > 0, "Split has no outputs");
+    let part = dim.div_ceil(outputs);
+    ensure!(part * (outputs - 1) < dim || dim == 0, "an axis of {dim} cannot be split into {outputs} parts");
+    Ok((0..outputs).map(|i| part.min(dim - (part * i).min(dim))).collect())
+}
+
 impl Family for Shape {
     fn name(&self) -> &'static str {
         "shape"
     }
     fn op_types(&self) -> &'static [&'static str] {
-        &["Flatten", "Reshape", "Squeeze", "Unsqueeze", "Concat", "Transpose", "Shape", "Gather", "Identity", "Dropout", "Cast", "Slice"]
+        &[
+            "Flatten",
+            "Reshape",
+            "Squeeze",
+            "Unsqueeze",
+            "Concat",
+            "Transpose",
+            "Shape",
+            "Gather",
+            "Identity",
+            "Dropout",
+            "Cast",
+            "Slice",
+            "Split",
+        ]
     }
     fn parse(&self, op_type: &str, a: &mut ParseCx) -> Result<Op> {
         Ok(match op_type {
@@ -53,13 +83,24 @@ impl Family for Shape {
                 a.float("ratio")?;
                 a.int("seed")?;
                 a.int("is_test")?;
-                ensure!(a.only_first_output(), "Dropout's mask output is not supported");
+                // A mask output is dropped by the reader when nothing reads it (refused otherwise).
                 Op::Dropout
             }
             "Cast" => {
                 let to = a.int("to")?.ok_or_else(|| anyhow!("attribute 'to' is required"))?;
                 a.int("saturate")?;
                 Op::Cast { to: DType::from_onnx(to as i32).ok_or_else(|| anyhow!("Cast to unsupported element type {to}"))? }
+            }
+            "Split" => {
+                let axis = a.int("axis")?.unwrap_or(0);
+                if a.opset < 13 {
+                    if let Some(split) = a.ints("split")? {
+                        a.const_input("split", Tensor::i64(vec![split.len()], split), 1);
+                    }
+                } else if a.opset >= 18 {
+                    a.int("num_outputs")?;
+                }
+                Op::Split { axis, outputs: a.node.output.len() }
             }
             _ => {
                 ensure!(a.opset >= 10, "Slice before opset 10 is not supported");
@@ -104,12 +145,38 @@ impl Family for Shape {
             Op::Gather { axis } => cx.push(a_int("axis", *axis)),
             Op::Cast { to } => cx.push(a_int("to", to.onnx_code() as i64)),
             Op::Slice => cx.need(10)?,
+            Op::Split { axis, outputs } => {
+                cx.push(a_int("axis", *axis));
+                let sized = cx.inputs.len() > 1 && !cx.inputs[1].is_empty();
+                if cx.opset < 13 {
+                    if sized {
+                        let split = cx.const_ints(1)?;
+                        cx.push(a_ints("split", &split));
+                    }
+                    cx.ins.truncate(1);
+                } else if cx.opset >= 18 && !sized {
+                    cx.push(a_int("num_outputs", *outputs as i64));
+                }
+            }
             _ => return Err(not_mine(self, op)),
         }
         Ok(())
     }
     fn infer(&self, op: &Op, ins: &[Option<&Fact>]) -> Result<Vec<Fact>> {
         let x = || req(ins, 0);
+        if let Op::Split { axis, outputs } = op {
+            let f = x()?;
+            let a = norm_axis(*axis, f.shape.len())?;
+            let sizes = split_sizes(f.shape[a], const_ints(ins, 1, "split")?, *outputs)?;
+            return Ok(sizes
+                .into_iter()
+                .map(|s| {
+                    let mut shape = f.shape.clone();
+                    shape[a] = s;
+                    Fact::new(f.dtype, shape)
+                })
+                .collect());
+        }
         let out = match op {
             Op::Identity | Op::Dropout => {
                 let f = x()?;
@@ -222,6 +289,12 @@ impl Family for Shape {
         }
         let xt = super::torch::req(ins, 0)?;
         match op {
+            Op::Split { axis, outputs } => {
+                let a = norm_axis(*axis, xt.dim())?;
+                let given = opt(ins, 1).map(ints).transpose()?;
+                let sizes = split_sizes(xt.size()[a] as usize, given, *outputs)?;
+                Ok(xt.f_split_with_sizes(i64s(&sizes), a as i64)?)
+            }
             Op::Identity | Op::Dropout => one(xt.shallow_clone()),
             Op::Flatten { axis } => {
                 let d = dims(xt);
@@ -351,7 +424,13 @@ mod tests {
             ),
         ];
         for (op, inputs, min_opset, ins) in cases {
-            let consts: Vec<(&str, Tensor)> = if inputs.contains(&"a") { axes.to_vec() } else { vec![] };
+            let consts: Vec<(&str, Tensor)> = if inputs.contains(&"a") {
+                axes.to_vec()
+            } else if inputs.contains(&"sz") {
+                vec![("sz", Tensor::i64(vec![2], vec![2, 4]))]
+            } else {
+                vec![]
+            };
             for opset in [min_opset, 13.max(min_opset), 17, 21] {
                 if matches!(op, Op::Squeeze | Op::Unsqueeze) && inputs.len() > 1 && opset >= 13 && min_opset < 13 {
                     continue;

@@ -107,6 +107,16 @@ pub fn render(dir: &Path) -> Result<Report> {
             &["predictor", "run", "n", "Kendall τ [95%]", "Spearman ρ [95%]", "precision top ¼ [95%]", "τ of MACs alone"],
             &rows,
         );
+        let diffs: Vec<Vec<crate::study::rank::Difference>> = reports(&dir.join("rank").join("differences"))?;
+        let rows: Vec<Vec<String>> = diffs
+            .iter()
+            .flatten()
+            .map(|d| vec![format!("{} − {}", d.a, d.b), d.archs.to_string(), d.kendall_tau.to_string(), d.spearman_rho.to_string()])
+            .collect();
+        if !rows.is_empty() {
+            body.push_str("<p>Predictors of one run against each other, paired bootstrap over the same architectures:</p>\n");
+            table(&mut body, &["difference", "n", "Δτ [95%]", "Δρ [95%]"], &rows);
+        }
         for r in &ranks {
             let pts: Vec<(f64, f64)> = r.points.iter().map(|p| (p.predicted, 100.0 * p.truth)).collect();
             let svg = line_chart(

@@ -5,7 +5,7 @@
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
-use super::metrics::{bootstrap, kendall_tau_b, precision_top_quarter, spearman_rho, Estimate};
+use super::metrics::{bootstrap, kendall_tau_b, paired_difference, precision_top_quarter, spearman_rho, Estimate};
 use super::predict::Predictor;
 use super::truth::{Noise, Truth};
 
@@ -61,4 +61,39 @@ pub fn rank(truth: &Truth, p: &mut dyn Predictor, source: &str, seed: u64) -> Re
         noise: truth.noise.clone(),
         points,
     })
+}
+
+/// Predictor `a` against predictor `b` on the same truth architectures: τ and ρ differences
+/// with paired-bootstrap intervals (the question "does a rank better than b?").
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Difference {
+    pub a: String,
+    pub b: String,
+    pub archs: usize,
+    pub kendall_tau: Estimate,
+    pub spearman_rho: Estimate,
+}
+
+/// Every pair (i < j) of `reports` (which must score the same architectures in one order).
+pub fn differences(reports: &[RankReport], seed: u64) -> Result<Vec<Difference>> {
+    let mut out = Vec::new();
+    for (i, a) in reports.iter().enumerate() {
+        for b in &reports[i + 1..] {
+            let keys = |r: &RankReport| r.points.iter().map(|p| p.key.clone()).collect::<Vec<_>>();
+            if keys(a) != keys(b) {
+                bail!("{} and {} were scored on different architectures", a.predictor, b.predictor);
+            }
+            let (x, y): (Vec<f64>, Vec<f64>) = a.points.iter().zip(&b.points).map(|(p, q)| (p.predicted, q.predicted)).unzip();
+            let t: Vec<f64> = a.points.iter().map(|p| p.truth).collect();
+            let undefined = || anyhow::anyhow!("{} − {}: undefined on these architectures", a.predictor, b.predictor);
+            out.push(Difference {
+                a: a.predictor.clone(),
+                b: b.predictor.clone(),
+                archs: t.len(),
+                kendall_tau: paired_difference(&x, &y, &t, kendall_tau_b, BOOTSTRAP, seed).ok_or_else(undefined)?,
+                spearman_rho: paired_difference(&x, &y, &t, spearman_rho, BOOTSTRAP, seed).ok_or_else(undefined)?,
+            });
+        }
+    }
+    Ok(out)
 }

@@ -26,6 +26,9 @@ pub struct CheckOptions {
     pub limit: Option<usize>,
     /// Only images whose file name starts with this.
     pub prefix: String,
+    /// The model's input shape where it declares symbolic dimensions (N, C, H, W or N, H, W, C;
+    /// the batch may stay symbolic: give any number, it is ignored unless the model fixes it).
+    pub input_shape: Option<Vec<usize>>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -46,6 +49,105 @@ pub struct CheckReport {
     pub pass: bool,
 }
 
+/// How the model takes its image input: the batch it fixes (if any) and whether it is NHWC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InputConvention {
+    pub fixed_batch: Option<usize>,
+    pub nhwc: bool,
+}
+
+impl InputConvention {
+    /// Read from the graph's first data input: a fixed first dimension is the batch the model
+    /// must be fed; [N, H, W, C] with C ∈ {1, 3} (and H not) is NHWC.
+    pub fn of(g: &crate::ir::Graph) -> InputConvention {
+        use crate::ir::Dim;
+        let dims = g.data_inputs().next().and_then(|i| i.shape.clone()).unwrap_or_default();
+        let fixed = |k: usize| match dims.get(k) {
+            Some(Dim::Fixed(v)) => Some(*v),
+            _ => None,
+        };
+        let nhwc = dims.len() == 4 && matches!(fixed(3), Some(1 | 3)) && !matches!(fixed(1), Some(1 | 3));
+        InputConvention { fixed_batch: fixed(0).filter(|&b| b > 0), nhwc }
+    }
+
+    /// NCHW images (`n` of them, [C, H, W] each) as the model's input: padded to the fixed batch
+    /// by repeating the last image, transposed to NHWC where the model wants it.
+    pub fn feed(&self, data: Vec<f32>, n: usize, chw: [usize; 3]) -> Array {
+        let per = chw.iter().product::<usize>();
+        let mut data = data;
+        let rows = self.fixed_batch.map_or(n, |b| b.max(n));
+        if rows > n && n > 0 {
+            let last = data[(n - 1) * per..n * per].to_vec();
+            for _ in n..rows {
+                data.extend_from_slice(&last);
+            }
+        }
+        let [c, h, w] = chw;
+        if !self.nhwc {
+            return Array { shape: vec![rows, c, h, w], data };
+        }
+        let mut out = vec![0.0; data.len()];
+        for i in 0..rows {
+            for ch in 0..c {
+                for y in 0..h {
+                    for x in 0..w {
+                        out[i * per + (y * w + x) * c + ch] = data[i * per + (ch * h + y) * w + x];
+                    }
+                }
+            }
+        }
+        Array { shape: vec![rows, h, w, c], data: out }
+    }
+}
+
+/// Fixes the first data input's dimensions after the batch to `shape[1..]` (a fixed batch the
+/// model declares is kept and must match).
+pub fn set_input_shape(g: &mut crate::ir::Graph, shape: &[usize]) -> Result<()> {
+    use crate::ir::Dim;
+    let name = g.data_inputs().next().map(|i| i.name.clone()).context("the model has no data input")?;
+    let input = g.inputs.iter_mut().find(|i| i.name == name).context("the model has no data input")?;
+    let declared = input.shape.clone().unwrap_or_default();
+    if !declared.is_empty() {
+        anyhow::ensure!(
+            declared.len() == shape.len(),
+            "graph input '{name}' has rank {}, the given shape {shape:?} has {} numbers",
+            declared.len(),
+            shape.len()
+        );
+        for (k, (d, &s)) in declared.iter().zip(shape).enumerate().skip(1) {
+            if let Dim::Fixed(v) = d {
+                anyhow::ensure!(*v == s, "input '{name}' fixes axis {k} to {v}, not {s}");
+            }
+        }
+    }
+    anyhow::ensure!(!shape.is_empty(), "the given input shape is empty");
+    let batch = declared.first().cloned().unwrap_or(Dim::Sym("N".into()));
+    input.shape = Some(std::iter::once(batch).chain(shape[1..].iter().map(|&d| Dim::Fixed(d))).collect());
+    Ok(())
+}
+
+/// [H, W] of the first data input where both are fixed.
+fn spatial(g: &crate::ir::Graph, nhwc: bool) -> Option<[usize; 2]> {
+    use crate::ir::Dim;
+    let dims = g.data_inputs().next()?.shape.clone()?;
+    let (h, w) = if nhwc { (dims.get(1)?, dims.get(2)?) } else { (dims.get(2)?, dims.get(3)?) };
+    match (h, w) {
+        (Dim::Fixed(h), Dim::Fixed(w)) => Some([*h, *w]),
+        _ => None,
+    }
+}
+
+/// The first `n` rows of `a` (the padding of a fixed batch dropped).
+fn first_rows(a: Array, n: usize) -> Array {
+    if a.shape.first().is_none_or(|&r| r <= n) {
+        return a;
+    }
+    let per: usize = a.shape[1..].iter().product();
+    let mut shape = a.shape.clone();
+    shape[0] = n;
+    Array { shape, data: a.data[..n * per].to_vec() }
+}
+
 fn worst(a: Diff, b: Diff) -> Diff {
     Diff { max_abs: a.max_abs.max(b.max_abs), max_rel: a.max_rel.max(b.max_rel) }
 }
@@ -53,23 +155,35 @@ fn worst(a: Diff, b: Diff) -> Diff {
 /// Runs the check over every photo in `dir`, streaming batches of `opts.batch` images.
 pub fn check(model_path: &Path, dir: &Path, opts: &CheckOptions) -> Result<CheckReport> {
     let bytes = std::fs::read(model_path).with_context(|| format!("cannot read '{}'", model_path.display()))?;
-    let graph = read_model(&bytes).with_context(|| format!("'{}'", model_path.display()))?;
+    let mut graph = read_model(&bytes).with_context(|| format!("'{}'", model_path.display()))?;
+    if let Some(shape) = &opts.input_shape {
+        set_input_shape(&mut graph, shape).with_context(|| format!("'{}': --input-shape", model_path.display()))?;
+    }
     let rewritten = write_model(&graph, &WriteOptions::default()).context("writing the IR back to ONNX")?;
     let reread = read_model(&rewritten).context("reading dnas's own ONNX back")?;
+    let conv = InputConvention::of(&graph);
+    let batch = conv.fixed_batch.unwrap_or(opts.batch.max(1));
+    // The image size the model takes: its declared spatial dims where fixed, else the crop.
+    let hw = spatial(&graph, conv.nhwc).unwrap_or([opts.preprocess.crop as usize; 2]);
     let exec = Executor::new(graph, opts.device)?;
     let exec_rt = Executor::new(reread, opts.device)?;
     let mut ort = OrtModel::new(&bytes, 0)?;
     let list = photos::list(dir, &opts.prefix)?;
     let list: Vec<_> = list.into_iter().take(opts.limit.unwrap_or(usize::MAX)).collect();
-    let c = opts.preprocess.crop as usize;
     let mut rep =
         CheckReport { model: model_path.display().to_string(), device: format!("{:?}", opts.device), tol: opts.tol, ..Default::default() };
     let mut tract: Option<(usize, TractModel)> = None;
-    for chunk in list.chunks(opts.batch.max(1)) {
-        let mut data = Vec::with_capacity(chunk.len() * 3 * c * c);
+    for chunk in list.chunks(batch) {
+        let mut data = Vec::with_capacity(chunk.len() * 3 * hw[0] * hw[1]);
         let mut labels = Vec::new();
         for p in chunk {
-            match photos::load(&p.path, &opts.preprocess) {
+            let square = hw == [opts.preprocess.crop as usize; 2];
+            let img = if square {
+                photos::load(&p.path, &opts.preprocess)
+            } else {
+                photos::load_resized(&p.path, &opts.preprocess, hw[0] as u32, hw[1] as u32)
+            };
+            match img {
                 Ok(v) => {
                     data.extend(v);
                     labels.push(p.label);
@@ -80,21 +194,22 @@ pub fn check(model_path: &Path, dir: &Path, opts: &CheckOptions) -> Result<Check
         if labels.is_empty() {
             continue;
         }
-        let x = Array { shape: vec![labels.len(), 3, c, c], data };
+        let n = labels.len();
+        let x = conv.feed(data, n, [3, hw[0], hw[1]]);
         let xt = x.to_tch()?;
-        let y_tch = Array::from_tch(&exec.forward(&xt)?)?;
-        let y_rt = Array::from_tch(&exec_rt.forward(&xt)?)?;
-        let y_ort = ort.run(&x)?.remove(0);
+        let y_tch = first_rows(Array::from_tch(&exec.forward(&xt)?)?, n);
+        let y_rt = first_rows(Array::from_tch(&exec_rt.forward(&xt)?)?, n);
+        let y_ort = first_rows(ort.run(&x)?.remove(0), n);
         let d = diff(&y_tch, &y_ort)
             .with_context(|| format!("tch output {:?} and ORT output {:?} differ in shape", y_tch.shape, y_ort.shape))?;
         rep.tch_vs_ort = worst(rep.tch_vs_ort, d);
         rep.roundtrip_vs_tch = worst(rep.roundtrip_vs_tch, diff(&y_rt, &y_tch).context("round-trip output shape differs")?);
         let (a_tch, a_ort) = (y_tch.argmax_rows(), y_ort.argmax_rows());
         if opts.tract {
-            if tract.as_ref().is_none_or(|(n, _)| *n != labels.len()) {
-                tract = Some((labels.len(), TractModel::new(&bytes, &x.shape)?));
+            if tract.as_ref().is_none_or(|(rows, _)| *rows != x.shape[0]) {
+                tract = Some((x.shape[0], TractModel::new(&bytes, &x.shape)?));
             }
-            let y_tr = tract.as_ref().unwrap().1.run(&x)?.remove(0);
+            let y_tr = first_rows(tract.as_ref().unwrap().1.run(&x)?.remove(0), n);
             let d = diff(&y_tr, &y_ort).context("tract output shape differs")?;
             rep.tract_vs_ort = Some(rep.tract_vs_ort.map_or(d, |w| worst(w, d)));
             let agree = y_tr.argmax_rows().iter().zip(&a_ort).filter(|(a, b)| a == b).count();
@@ -117,4 +232,22 @@ pub fn check(model_path: &Path, dir: &Path, opts: &CheckOptions) -> Result<Check
         && rep.tract_vs_ort.is_none_or(|d| d.max_rel <= opts.tol)
         && rep.top1_agree_tract_ort.is_none_or(|a| a == rep.images);
     Ok(rep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nhwc_feed_transposes_and_a_fixed_batch_is_padded_then_dropped() {
+        let conv = InputConvention { fixed_batch: Some(3), nhwc: true };
+        // Two images [C=2, H=1, W=2]: values name (image, channel, x).
+        let data = vec![0.0, 1.0, 10.0, 11.0, 100.0, 101.0, 110.0, 111.0];
+        let x = conv.feed(data, 2, [2, 1, 2]);
+        assert_eq!(x.shape, vec![3, 1, 2, 2]);
+        assert_eq!(x.data[..8], [0.0, 10.0, 1.0, 11.0, 100.0, 110.0, 101.0, 111.0]);
+        assert_eq!(x.data[8..], x.data[4..8], "the padding repeats the last image");
+        let y = first_rows(Array { shape: vec![3, 2], data: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0] }, 2);
+        assert_eq!((y.shape, y.data), (vec![2, 2], vec![1.0, 2.0, 3.0, 4.0]));
+    }
 }

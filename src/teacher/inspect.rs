@@ -36,11 +36,18 @@ pub fn inspect(g: &Graph, input_shape: Option<Vec<usize>>, cuts: Option<&[String
     if !unsupported.is_empty() {
         anyhow::bail!("the model uses ops dnas does not support: {}", unsupported.join(", "));
     }
-    let mut shapes = fixed_input_shapes(g, 1)?;
-    if let Some(s) = input_shape {
-        let name = g.data_inputs().next().map(|i| i.name.clone()).unwrap_or_default();
-        shapes.insert(name, s);
-    }
+    let shapes = match input_shape {
+        // The given shape replaces the declared one (whose symbolic dims need not resolve).
+        Some(s) => {
+            let mut g = g.clone();
+            crate::teacher::check::set_input_shape(&mut g, &s)?;
+            let mut shapes = fixed_input_shapes(&g, s[0])?;
+            let name = g.data_inputs().next().map(|i| i.name.clone()).unwrap_or_default();
+            shapes.insert(name, s);
+            shapes
+        }
+        None => fixed_input_shapes(g, 1)?,
+    };
     let input_shape = g.data_inputs().next().and_then(|i| shapes.get(&i.name)).cloned().unwrap_or_default();
     let facts = infer(g, &shapes)?;
     let cost = count(g, &facts);
