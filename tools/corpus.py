@@ -4,11 +4,11 @@ opsets write them, assembled only from what the package registries offer.
 
 Writes into OUT (default $DNAS_HOME/corpus), one .onnx per entry plus corpus.json (file,
 producer, opset, how it was made, the input shape to check it with):
-  <arch>_op{9,11,12,13,17}.onnx  torchvision architectures, seeded random weights and BN
+  <arch>_op{9,11,12,13,17,20}.onnx  torchvision architectures, seeded random weights and BN
                                  statistics, torch.onnx.export (TorchScript exporter)
-  <arch>_op9_to{7,8}.onnx, <arch>_op11_to10.onnx
-                                 exports taken down with onnx.version_converter (legacy
-                                 Dropout/BatchNormalization/Clip/Squeeze forms)
+  <arch>_op9_to{7,8}.onnx, <arch>_op11_to10.onnx, <arch>_op20_to21.onnx
+                                 exports converted with onnx.version_converter (legacy
+                                 Dropout/BatchNormalization/Clip/Squeeze forms; opset 21)
   <arch>_nhwc_b1.onnx            an NHWC model with a fixed batch of 1 (the TF-converter layout)
   paddle_ppocr_cls.onnx          PaddleOCR's text-direction classifier as Paddle2ONNX wrote it,
                                  shipped inside the rapidocr-onnxruntime wheel (PyPI)
@@ -26,10 +26,11 @@ from onnx import version_converter
 
 HOME = os.environ.get("DNAS_HOME", os.path.expanduser("~/.cache/dnas"))
 ARCHS = ["resnet18", "mobilenet_v2", "squeezenet1_1", "shufflenet_v2_x0_5", "mnasnet0_5"]
-OPSETS = [9, 11, 12, 13, 17]
-# (export opset, target): onnx.version_converter has no downward adapters from 13 (Relu, Clip,
-# Identity), so each target is reached from the nearest export above it.
-DOWN = [(9, 7), (9, 8), (11, 10)]
+OPSETS = [9, 11, 12, 13, 17, 20]  # 20: the TorchScript exporter's last
+# (export opset, target) for onnx.version_converter: down to 7, 8, 10 (it has no downward
+# adapters from 13 for Relu, Clip, Identity, so each is reached from the nearest export above
+# it) and up to 21.
+DOWN = [(9, 7), (9, 8), (11, 10), (20, 21)]
 RAPIDOCR = "rapidocr-onnxruntime==1.4.4"
 PADDLE_CLS = "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx"
 

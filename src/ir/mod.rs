@@ -10,7 +10,7 @@ pub mod tensor;
 
 pub use fact::{fixed_input_shapes, Fact, Facts};
 pub use graph::{Dim, Graph, Node, ValueInfo};
-pub use op::{AutoPad, ConvAttrs, Op, PadMode, PoolAttrs, Unary, Variadic};
+pub use op::{AutoPad, Comparison, ConvAttrs, ConvTransposeAttrs, Op, PadMode, PoolAttrs, Reduction, Unary, Variadic};
 pub use tensor::{DType, Data, Tensor};
 
 /// The default-domain opset dnas builds and writes unless told otherwise.

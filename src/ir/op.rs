@@ -43,6 +43,18 @@ pub struct ConvAttrs {
     pub auto_pad: AutoPad,
 }
 
+/// ConvTranspose attributes (explicit pads only; weight [C_in, C_out / group, k…]).
+#[derive(Clone, Debug, PartialEq, Default, serde::Serialize)]
+pub struct ConvTransposeAttrs {
+    pub kernel_shape: Option<Vec<usize>>,
+    pub strides: Vec<usize>,
+    /// `[begin…, end…]`; empty means zeros.
+    pub pads: Vec<usize>,
+    pub dilations: Vec<usize>,
+    pub output_padding: Vec<usize>,
+    pub group: usize,
+}
+
 /// AveragePool / MaxPool attributes.
 #[derive(Clone, Debug, PartialEq, Default, serde::Serialize)]
 pub struct PoolAttrs {
@@ -120,6 +132,59 @@ impl Unary {
     }
 }
 
+/// Reductions over axes other than the mean.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Reduction {
+    Sum,
+    Max,
+    Min,
+    L2,
+}
+
+impl Reduction {
+    pub const ALL: [Reduction; 4] = [Reduction::Sum, Reduction::Max, Reduction::Min, Reduction::L2];
+    pub fn name(self) -> &'static str {
+        match self {
+            Reduction::Sum => "ReduceSum",
+            Reduction::Max => "ReduceMax",
+            Reduction::Min => "ReduceMin",
+            Reduction::L2 => "ReduceL2",
+        }
+    }
+    pub fn parse(op_type: &str) -> Option<Reduction> {
+        Reduction::ALL.into_iter().find(|r| r.name() == op_type)
+    }
+    /// The opset from which the axes are an input (ReduceSum 13, the others 18).
+    pub fn axes_input_from(self) -> i64 {
+        if self == Reduction::Sum {
+            13
+        } else {
+            18
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Comparison {
+    Equal,
+    Greater,
+    Less,
+}
+
+impl Comparison {
+    pub const ALL: [Comparison; 3] = [Comparison::Equal, Comparison::Greater, Comparison::Less];
+    pub fn name(self) -> &'static str {
+        match self {
+            Comparison::Equal => "Equal",
+            Comparison::Greater => "Greater",
+            Comparison::Less => "Less",
+        }
+    }
+    pub fn parse(op_type: &str) -> Option<Comparison> {
+        Comparison::ALL.into_iter().find(|c| c.name() == op_type)
+    }
+}
+
 /// Variadic element-wise reductions over their inputs, with broadcasting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum Variadic {
@@ -149,9 +214,38 @@ impl Variadic {
 pub enum Op {
     /// X, W, [B]
     Conv(ConvAttrs),
+    /// X, W, [B]
+    ConvTranspose(ConvTransposeAttrs),
     /// X, scale, bias, mean, var (inference form)
     BatchNormalization {
         epsilon: f32,
+    },
+    /// X, scale, B: per-sample, per-channel normalisation over the spatial axes.
+    InstanceNormalization {
+        epsilon: f32,
+    },
+    /// Local response normalisation across channels.
+    Lrn {
+        alpha: f32,
+        beta: f32,
+        bias: f32,
+        size: usize,
+    },
+    /// `crd`: the CRD (pixel-shuffle) order; otherwise DCR.
+    DepthToSpace {
+        blocksize: usize,
+        crd: bool,
+    },
+    SpaceToDepth {
+        blocksize: usize,
+    },
+    /// X, roi (unused), [scales], [sizes] — the opset-13 form; Upsample (opsets 7–9) reads as
+    /// a nearest, asymmetric Resize. Only the modes with a libtorch kernel of the same meaning.
+    Resize {
+        linear: bool,
+        /// Coordinate transformation: `half_pixel`, `pytorch_half_pixel`, `align_corners` or
+        /// `asymmetric`.
+        coordinates: String,
     },
     Relu,
     Sigmoid,
@@ -196,6 +290,7 @@ pub enum Op {
     },
     MatMul,
     GlobalAveragePool,
+    GlobalMaxPool,
     AveragePool(PoolAttrs),
     MaxPool(PoolAttrs),
     /// Axes `None` = all axes.
@@ -203,6 +298,24 @@ pub enum Op {
         axes: Option<Vec<i64>>,
         keepdims: bool,
     },
+    /// ReduceSum / ReduceMax / ReduceMin / ReduceL2 (axes as ReduceMean).
+    Reduce {
+        kind: Reduction,
+        axes: Option<Vec<i64>>,
+        keepdims: bool,
+    },
+    ArgMax {
+        axis: i64,
+        keepdims: bool,
+    },
+    /// Element-wise comparison with broadcasting → bool.
+    Compare(Comparison),
+    /// condition, X, Y (broadcasting)
+    Where,
+    /// data, shape (bidirectional broadcast)
+    Expand,
+    /// data, repeats
+    Tile,
     Flatten {
         axis: i64,
     },
@@ -231,6 +344,8 @@ pub enum Op {
     ConstantOfShape {
         value: Option<Tensor>,
     },
+    /// start, limit, delta (scalars) → [start, start + delta, …) below limit (opset ≥ 11)
+    Range,
     Shape {
         start: i64,
         end: Option<i64>,
@@ -274,7 +389,13 @@ impl Op {
     pub fn name(&self) -> &str {
         match self {
             Op::Conv(_) => "Conv",
+            Op::ConvTranspose(_) => "ConvTranspose",
             Op::BatchNormalization { .. } => "BatchNormalization",
+            Op::InstanceNormalization { .. } => "InstanceNormalization",
+            Op::Lrn { .. } => "LRN",
+            Op::DepthToSpace { .. } => "DepthToSpace",
+            Op::SpaceToDepth { .. } => "SpaceToDepth",
+            Op::Resize { .. } => "Resize",
             Op::Relu => "Relu",
             Op::Sigmoid => "Sigmoid",
             Op::HardSigmoid { .. } => "HardSigmoid",
@@ -295,6 +416,13 @@ impl Op {
             Op::Gemm { .. } => "Gemm",
             Op::MatMul => "MatMul",
             Op::GlobalAveragePool => "GlobalAveragePool",
+            Op::GlobalMaxPool => "GlobalMaxPool",
+            Op::Reduce { kind, .. } => kind.name(),
+            Op::ArgMax { .. } => "ArgMax",
+            Op::Compare(c) => c.name(),
+            Op::Where => "Where",
+            Op::Expand => "Expand",
+            Op::Tile => "Tile",
             Op::AveragePool(_) => "AveragePool",
             Op::MaxPool(_) => "MaxPool",
             Op::ReduceMean { .. } => "ReduceMean",
@@ -307,6 +435,7 @@ impl Op {
             Op::Transpose { .. } => "Transpose",
             Op::Constant { .. } => "Constant",
             Op::ConstantOfShape { .. } => "ConstantOfShape",
+            Op::Range => "Range",
             Op::Shape { .. } => "Shape",
             Op::Gather { .. } => "Gather",
             Op::Identity => "Identity",

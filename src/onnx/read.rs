@@ -85,15 +85,17 @@ fn drop_unread_dropout_masks(g: &mut Graph) -> Result<()> {
     Ok(())
 }
 
-/// ReduceMean at opset ≥ 18 takes axes as an input; the IR keeps them as an attribute.
+/// Reductions take axes as an input from ReduceSum's opset 13 / the others' 18; the IR keeps
+/// them as an attribute.
 fn resolve_reduce_axes(g: &mut Graph) -> Result<()> {
     let consts = constant_values(g);
     for n in &mut g.nodes {
-        if let Op::ReduceMean { axes, .. } = &mut n.op {
+        let op_name = n.op.name().to_string();
+        if let Op::ReduceMean { axes, .. } | Op::Reduce { axes, .. } = &mut n.op {
             if n.inputs.len() > 1 && !n.inputs[1].is_empty() {
                 let t = consts
                     .get(&n.inputs[1])
-                    .ok_or_else(|| anyhow!("node '{}' (ReduceMean): axes input '{}' must be constant", n.name, n.inputs[1]))?;
+                    .ok_or_else(|| anyhow!("node '{}' ({op_name}): axes input '{}' must be constant", n.name, n.inputs[1]))?;
                 *axes = Some(t.as_i64s()?);
                 n.inputs.truncate(1);
             }

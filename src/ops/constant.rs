@@ -1,4 +1,4 @@
-//! Constant (value, value_float(s), value_int(s)) and ConstantOfShape.
+//! Generators: Constant (value, value_float(s), value_int(s)), ConstantOfShape, Range.
 
 use anyhow::{anyhow, bail, ensure, Result};
 use tch::{Kind, Tensor as T};
@@ -16,9 +16,12 @@ impl Family for Constant {
         "constant"
     }
     fn op_types(&self) -> &'static [&'static str] {
-        &["Constant", "ConstantOfShape"]
+        &["Constant", "ConstantOfShape", "Range"]
     }
     fn parse(&self, op_type: &str, a: &mut ParseCx) -> Result<Op> {
+        if op_type == "Range" {
+            return Ok(Op::Range);
+        }
         if op_type == "ConstantOfShape" {
             return Ok(Op::ConstantOfShape { value: a.tensor("value")? });
         }
@@ -40,6 +43,7 @@ impl Family for Constant {
     fn emit(&self, op: &Op, cx: &mut EmitCx) -> Result<()> {
         match op {
             Op::Constant { value } => cx.push(a_tensor("value", value)),
+            Op::Range => cx.need(11)?,
             Op::ConstantOfShape { value } => {
                 if let Some(v) = value {
                     cx.push(a_tensor("value", v));
@@ -52,6 +56,20 @@ impl Family for Constant {
     fn infer(&self, op: &Op, ins: &[Option<&Fact>]) -> Result<Vec<Fact>> {
         match op {
             Op::Constant { value } => Ok(vec![Fact::konst(value.clone())]),
+            Op::Range => {
+                // The length needs the values: constant (or folded) inputs only.
+                let scalar = |k: usize, what: &str| -> Result<f64> {
+                    let f = ins.get(k).copied().flatten().ok_or_else(|| anyhow!("missing input '{what}'"))?;
+                    let v =
+                        f.value.as_ref().ok_or_else(|| anyhow!("input '{what}' must be constant (or computable from shapes) for dnas"))?;
+                    ensure!(v.numel() == 1, "input '{what}' must be a scalar, has shape {:?}", v.dims);
+                    v.scalar_f64()
+                };
+                let (start, limit, delta) = (scalar(0, "start")?, scalar(1, "limit")?, scalar(2, "delta")?);
+                ensure!(delta != 0.0, "Range delta must not be 0");
+                let n = ((limit - start) / delta).ceil().max(0.0) as usize;
+                Ok(vec![Fact::new(ins[0].map_or(crate::ir::DType::F32, |f| f.dtype), vec![n])])
+            }
             Op::ConstantOfShape { value } => {
                 let dims = const_ints(ins, 0, "input")?.ok_or_else(|| anyhow!("missing shape input"))?;
                 ensure!(dims.iter().all(|&d| d >= 0), "negative dimension in {:?}", dims);
@@ -71,6 +89,19 @@ impl Family for Constant {
     fn eval(&self, op: &Op, ins: &[Option<T>]) -> Result<Vec<T>> {
         match op {
             Op::Constant { value } => one(to_tch(value, tch::Device::Cpu)?),
+            Op::Range => {
+                let start = super::torch::req(ins, 0)?;
+                let (s, l, d) = (
+                    super::torch::scalar(start)?,
+                    super::torch::scalar(super::torch::req(ins, 1)?)?,
+                    super::torch::scalar(super::torch::req(ins, 2)?)?,
+                );
+                ensure!(d != 0.0, "Range delta must not be 0");
+                let n = ((l - s) / d).ceil().max(0.0) as i64;
+                // start + i·delta for i < n (ONNX's definition; arange's end rounding differs).
+                let i = T::f_arange(n, (tch::Kind::Double, tch::Device::Cpu))?;
+                one(i.f_mul_scalar(d)?.f_add_scalar(s)?.f_to_kind(start.kind())?)
+            }
             Op::ConstantOfShape { value } => {
                 let shape = ints(super::torch::req(ins, 0)?)?;
                 let (v, kind) = match value {
@@ -100,5 +131,32 @@ mod tests {
         shapes_agree(&c, &[]);
         shapes_agree(&cos, &[ints(&[2, 3])]);
         shapes_agree(&Op::ConstantOfShape { value: None }, &[ints(&[4])]);
+        // Range folds to its values: 1.0, 1.75, 2.5 (limit 3 excluded), and an empty range.
+        let f = |v: f32| Some(super::super::conformance::Input::Const(Tensor::f32(vec![], vec![v])));
+        shapes_agree(&Op::Range, &[f(1.0), f(3.0), f(0.75)]);
+        shapes_agree(&Op::Range, &[f(3.0), f(1.0), f(0.5)]);
+        shapes_agree(&Op::Range, &[ints(&[10]), ints(&[0]), ints(&[-3])]);
+        for opset in [11, 13, 17] {
+            roundtrip(&Op::Range, &["a", "b", "c"], &[], opset);
+        }
+        // Through the runtimes: y = float(Range(0, Shape(x)[1], 2)) + ReduceMean(x).
+        use crate::ir::{DType, Node};
+        let mut g = super::super::conformance::single_node(&Op::ReduceMean { axes: None, keepdims: false }, &[], &[2, 7], 13);
+        g.nodes[0].outputs = vec!["m".into()];
+        for (name, v) in [("zero", 0), ("two", 2), ("one", 1)] {
+            g.initializers.insert(name.into(), Tensor::i64(vec![], vec![v]));
+        }
+        let node = |name: &str, op: Op, ins: &[&str]| Node {
+            name: name.into(),
+            op,
+            inputs: ins.iter().map(|s| s.to_string()).collect(),
+            outputs: vec![name.into()],
+        };
+        g.nodes.push(node("shape", Op::Shape { start: 0, end: None }, &["x"]));
+        g.nodes.push(node("c", Op::Gather { axis: 0 }, &["shape", "one"]));
+        g.nodes.push(node("r", Op::Range, &["zero", "c", "two"]));
+        g.nodes.push(node("rf", Op::Cast { to: DType::F32 }, &["r"]));
+        g.nodes.push(Node { name: "add".into(), op: Op::Add, inputs: vec!["rf".into(), "m".into()], outputs: vec!["y".into()] });
+        super::super::conformance::graph_runtimes_agree("Range", g, &[2, 7], false, true);
     }
 }

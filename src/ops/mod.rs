@@ -12,17 +12,21 @@
 
 pub mod activation;
 pub mod attrs;
+pub mod broadcast;
 pub mod constant;
 pub mod conv;
 pub mod cost;
 pub mod elementwise;
 pub mod infer;
 pub mod linear;
+pub mod logic;
 pub mod normalization;
 pub mod pad;
 pub mod pool;
+pub mod rearrange;
 pub mod rectifier;
 pub mod reduce;
+pub mod resize;
 pub mod shape;
 pub mod shapes;
 mod torch;
@@ -83,6 +87,10 @@ pub const FAMILIES: &[&dyn Family] = &[
     &pool::Pool,
     &reduce::Reduce,
     &shape::Shape,
+    &broadcast::Broadcast,
+    &rearrange::Rearrange,
+    &resize::Resize,
+    &logic::Logic,
     &pad::Pad,
     &constant::Constant,
 ];
@@ -90,8 +98,10 @@ pub const FAMILIES: &[&dyn Family] = &[
 /// The family that owns `op`.
 pub fn family(op: &Op) -> &'static dyn Family {
     match op {
-        Op::Conv(_) => &conv::Conv,
-        Op::BatchNormalization { .. } => &normalization::Normalization,
+        Op::Conv(_) | Op::ConvTranspose(_) => &conv::Conv,
+        Op::BatchNormalization { .. } | Op::InstanceNormalization { .. } | Op::Lrn { .. } => &normalization::Normalization,
+        Op::DepthToSpace { .. } | Op::SpaceToDepth { .. } => &rearrange::Rearrange,
+        Op::Resize { .. } => &resize::Resize,
         Op::Relu | Op::Sigmoid | Op::HardSigmoid { .. } | Op::HardSwish | Op::Clip | Op::Softmax { .. } | Op::LogSoftmax { .. } => {
             &activation::Activation
         }
@@ -99,8 +109,10 @@ pub fn family(op: &Op) -> &'static dyn Family {
         Op::LeakyRelu { .. } | Op::Elu { .. } | Op::Selu { .. } | Op::Gelu { .. } | Op::PRelu => &rectifier::Rectifier,
         Op::Unary(_) => &unary::Math,
         Op::Gemm { .. } | Op::MatMul => &linear::Linear,
-        Op::GlobalAveragePool | Op::AveragePool(_) | Op::MaxPool(_) => &pool::Pool,
-        Op::ReduceMean { .. } => &reduce::Reduce,
+        Op::GlobalAveragePool | Op::GlobalMaxPool | Op::AveragePool(_) | Op::MaxPool(_) => &pool::Pool,
+        Op::ReduceMean { .. } | Op::Reduce { .. } | Op::ArgMax { .. } => &reduce::Reduce,
+        Op::Compare(_) | Op::Where => &logic::Logic,
+        Op::Expand | Op::Tile => &broadcast::Broadcast,
         Op::Flatten { .. }
         | Op::Reshape { .. }
         | Op::Squeeze
@@ -115,7 +127,7 @@ pub fn family(op: &Op) -> &'static dyn Family {
         | Op::Slice
         | Op::Split { .. } => &shape::Shape,
         Op::Pad { .. } => &pad::Pad,
-        Op::Constant { .. } | Op::ConstantOfShape { .. } => &constant::Constant,
+        Op::Constant { .. } | Op::ConstantOfShape { .. } | Op::Range => &constant::Constant,
         Op::Unknown { .. } => &Unknown,
     }
 }

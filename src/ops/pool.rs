@@ -1,4 +1,4 @@
-//! Pooling: GlobalAveragePool, AveragePool and MaxPool (ceil mode, automatic padding, MaxPool
+//! Pooling: GlobalAveragePool, GlobalMaxPool, AveragePool and MaxPool (ceil mode, automatic padding, MaxPool
 //! dilations; AveragePool dilations only from opset 19 on).
 
 use anyhow::{bail, ensure, Result};
@@ -17,11 +17,14 @@ impl Family for Pool {
         "pool"
     }
     fn op_types(&self) -> &'static [&'static str] {
-        &["GlobalAveragePool", "AveragePool", "MaxPool"]
+        &["GlobalAveragePool", "GlobalMaxPool", "AveragePool", "MaxPool"]
     }
     fn parse(&self, op_type: &str, a: &mut ParseCx) -> Result<Op> {
         if op_type == "GlobalAveragePool" {
             return Ok(Op::GlobalAveragePool);
+        }
+        if op_type == "GlobalMaxPool" {
+            return Ok(Op::GlobalMaxPool);
         }
         let is_max = op_type == "MaxPool";
         ensure!(a.only_first_output(), "MaxPool's Indices output is not supported");
@@ -42,7 +45,7 @@ impl Family for Pool {
     }
     fn emit(&self, op: &Op, cx: &mut EmitCx) -> Result<()> {
         let p = match op {
-            Op::GlobalAveragePool => return Ok(()),
+            Op::GlobalAveragePool | Op::GlobalMaxPool => return Ok(()),
             Op::AveragePool(p) | Op::MaxPool(p) => p,
             _ => return Err(not_mine(self, op)),
         };
@@ -66,7 +69,7 @@ impl Family for Pool {
         ensure!(f.shape.len() >= 3, "input must be [N, C, spatial…], got {:?}", f.shape);
         let mut s = f.shape[..2].to_vec();
         match op {
-            Op::GlobalAveragePool => s.extend(std::iter::repeat_n(1, f.shape.len() - 2)),
+            Op::GlobalAveragePool | Op::GlobalMaxPool => s.extend(std::iter::repeat_n(1, f.shape.len() - 2)),
             Op::AveragePool(a) | Op::MaxPool(a) => {
                 let win = Window::pool(a, &f.shape[2..])?;
                 s.extend(win.output(&f.shape[2..], a.ceil_mode)?);
@@ -86,6 +89,10 @@ impl Family for Pool {
                 } else {
                     one(xt.f_mean_dim((2..r).collect::<Vec<_>>().as_slice(), true, None::<Kind>)?)
                 }
+            }
+            Op::GlobalMaxPool => {
+                let r = xt.dim() as i64;
+                one(xt.f_amax((2..r).collect::<Vec<_>>().as_slice(), true)?)
             }
             Op::AveragePool(a) => {
                 let xd = dims(xt);
@@ -128,6 +135,7 @@ mod tests {
         let k = |k: usize| PoolAttrs { kernel_shape: vec![k, k], ..Default::default() };
         let ops = [
             Op::GlobalAveragePool,
+            Op::GlobalMaxPool,
             Op::MaxPool(PoolAttrs { strides: vec![2, 2], pads: vec![0, 0, 1, 1], ceil_mode: true, ..k(3) }),
             Op::MaxPool(PoolAttrs { dilations: vec![2, 2], ..k(2) }),
             Op::AveragePool(PoolAttrs { strides: vec![2, 2], count_include_pad: true, pads: vec![1, 1, 1, 1], ..k(3) }),
@@ -139,5 +147,6 @@ mod tests {
             }
             shapes_agree(op, &[data(&[1, 3, 9, 10])]);
         }
+        super::super::conformance::runtimes_agree("GlobalMaxPool", &Op::GlobalMaxPool, &[], &[2, 3, 5, 6], 17, false);
     }
 }
