@@ -55,16 +55,21 @@ pub fn list(dir: &Path, prefix: &str) -> Result<Vec<Photo>> {
 }
 
 /// Decodes and preprocesses one image into CHW f32 (3 × crop × crop). Errors name the file.
-/// An image resized to exactly `h`×`w` (no crop; for models whose input is not square),
-/// normalised with `p`'s mean and std, as [3, h, w].
-pub fn load_resized(path: &Path, p: &Preprocess, h: u32, w: u32) -> Result<Vec<f32>> {
-    let img = image::ImageReader::open(path)
+/// Decodes an image file as 8-bit RGB; errors name the file.
+fn open_rgb(path: &Path) -> Result<image::RgbImage> {
+    Ok(image::ImageReader::open(path)
         .with_context(|| format!("cannot open '{}'", path.display()))?
         .with_guessed_format()
         .with_context(|| format!("cannot read '{}'", path.display()))?
         .decode()
         .with_context(|| format!("'{}' is not a decodable image", path.display()))?
-        .to_rgb8();
+        .to_rgb8())
+}
+
+/// An image resized to exactly `h`×`w` (no crop; for models whose input is not square),
+/// normalised with `p`'s mean and std, as [3, h, w].
+pub fn load_resized(path: &Path, p: &Preprocess, h: u32, w: u32) -> Result<Vec<f32>> {
+    let img = open_rgb(path)?;
     let img = image::imageops::resize(&img, w, h, FilterType::Triangle);
     let (hu, wu) = (h as usize, w as usize);
     let mut out = vec![0f32; 3 * hu * wu];
@@ -80,13 +85,7 @@ pub fn load_resized(path: &Path, p: &Preprocess, h: u32, w: u32) -> Result<Vec<f
 }
 
 pub fn load(path: &Path, p: &Preprocess) -> Result<Vec<f32>> {
-    let img = image::ImageReader::open(path)
-        .with_context(|| format!("cannot open '{}'", path.display()))?
-        .with_guessed_format()
-        .with_context(|| format!("cannot read '{}'", path.display()))?
-        .decode()
-        .with_context(|| format!("'{}' is not a decodable image", path.display()))?
-        .to_rgb8();
+    let img = open_rgb(path)?;
     let (w, h) = img.dimensions();
     let s = p.resize as f64 / w.min(h) as f64;
     let (nw, nh) = (((w as f64 * s).round() as u32).max(p.crop), ((h as f64 * s).round() as u32).max(p.crop));
