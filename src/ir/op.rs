@@ -367,6 +367,11 @@ pub enum Op {
         axis: i64,
         legacy: bool,
     },
+    /// One-hot of the first maximum along `axis`; `legacy` as Softmax.
+    Hardmax {
+        axis: i64,
+        legacy: bool,
+    },
     Cast {
         to: DType,
     },
@@ -442,6 +447,7 @@ impl Op {
             Op::Dropout => "Dropout",
             Op::Softmax { .. } => "Softmax",
             Op::LogSoftmax { .. } => "LogSoftmax",
+            Op::Hardmax { .. } => "Hardmax",
             Op::Cast { .. } => "Cast",
             Op::Slice => "Slice",
             Op::Split { .. } => "Split",

@@ -1,6 +1,6 @@
 //! Rewrites before writing, so that every canonical op is expressible in the target opset as
 //! ONNX defines it there:
-//! - a legacy (opset < 13) Softmax / LogSoftmax on an axis other than the last coerces its input
+//! - a legacy (opset < 13) Softmax / LogSoftmax / Hardmax on an axis other than the last coerces its input
 //!   to 2-D; for opset ≥ 13 it becomes `Flatten(axis) → Softmax(-1) → Reshape(Shape(x))`;
 //! - an opset-13 Softmax / LogSoftmax written for opset < 13 keeps one node when its axis is the
 //!   last one (where both definitions agree); the ranks come from shape inference;
@@ -17,7 +17,7 @@ use crate::ir::{Graph, Node, Op};
 /// `g` as it must be written for `opset` (borrowed when nothing changes).
 pub fn for_opset(g: &Graph, opset: i64) -> Result<Cow<'_, Graph>> {
     let softmax = |op: &Op| match op {
-        Op::Softmax { axis, legacy } | Op::LogSoftmax { axis, legacy } => Some((*axis, *legacy)),
+        Op::Softmax { axis, legacy } | Op::LogSoftmax { axis, legacy } | Op::Hardmax { axis, legacy } => Some((*axis, *legacy)),
         _ => None,
     };
     let reduce_axes = |n: &Node| match &n.op {
@@ -71,6 +71,7 @@ pub fn for_opset(g: &Graph, opset: i64) -> Result<Cow<'_, Graph>> {
         };
         let with = |axis: i64, legacy: bool| match n.op {
             Op::LogSoftmax { .. } => Op::LogSoftmax { axis, legacy },
+            Op::Hardmax { .. } => Op::Hardmax { axis, legacy },
             _ => Op::Softmax { axis, legacy },
         };
         let rank = facts.as_ref().and_then(|f| n.inputs.first().and_then(|i| f.get(i))).map(|f| f.shape.len() as i64);

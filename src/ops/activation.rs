@@ -1,5 +1,5 @@
 //! Activations: Relu, Sigmoid, HardSigmoid, HardSwish, Clip (bounds as inputs since opset 11,
-//! attributes before), Softmax and LogSoftmax (opset < 13: the input coerced to 2-D at `axis`;
+//! attributes before), Softmax, LogSoftmax and Hardmax (opset < 13: the input coerced to 2-D at `axis`;
 //! the writer lowers such a legacy op to Flatten → Softmax → Reshape for opset ≥ 13,
 //! `onnx::lower`).
 
@@ -25,7 +25,7 @@ impl Family for Activation {
         "activation"
     }
     fn op_types(&self) -> &'static [&'static str] {
-        &["Relu", "Sigmoid", "HardSwish", "HardSigmoid", "Clip", "Softmax", "LogSoftmax"]
+        &["Relu", "Sigmoid", "HardSwish", "HardSigmoid", "Clip", "Softmax", "LogSoftmax", "Hardmax"]
     }
     fn parse(&self, op_type: &str, a: &mut ParseCx) -> Result<Op> {
         Ok(match op_type {
@@ -45,10 +45,10 @@ impl Family for Activation {
             _ => {
                 let legacy = a.opset < 13;
                 let axis = a.int("axis")?.unwrap_or(if legacy { 1 } else { -1 });
-                if op_type == "LogSoftmax" {
-                    Op::LogSoftmax { axis, legacy }
-                } else {
-                    Op::Softmax { axis, legacy }
+                match op_type {
+                    "LogSoftmax" => Op::LogSoftmax { axis, legacy },
+                    "Hardmax" => Op::Hardmax { axis, legacy },
+                    _ => Op::Softmax { axis, legacy },
                 }
             }
         })
@@ -83,7 +83,7 @@ impl Family for Activation {
                     cx.ins.truncate(1);
                 }
             }
-            Op::Softmax { axis, legacy } | Op::LogSoftmax { axis, legacy } => {
+            Op::Softmax { axis, legacy } | Op::LogSoftmax { axis, legacy } | Op::Hardmax { axis, legacy } => {
                 ensure!(
                     !*legacy || cx.opset < 13 || *axis == -1,
                     "legacy (opset < 13) {} on axis {axis} cannot be written for opset {} as one node (onnx::lower rewrites it)",
@@ -104,7 +104,7 @@ impl Family for Activation {
     }
     fn infer(&self, op: &Op, ins: &[Option<&Fact>]) -> Result<Vec<Fact>> {
         let f = req(ins, 0)?;
-        if let Op::Softmax { axis, .. } | Op::LogSoftmax { axis, .. } = op {
+        if let Op::Softmax { axis, .. } | Op::LogSoftmax { axis, .. } | Op::Hardmax { axis, .. } = op {
             norm_axis(*axis, f.shape.len())?;
         }
         Ok(vec![Fact::new(f.dtype, f.shape.clone())])
@@ -125,9 +125,14 @@ impl Family for Activation {
                     (None, None) => x.shallow_clone(),
                 })
             }
-            Op::Softmax { axis, legacy } | Op::LogSoftmax { axis, legacy } => {
-                let log = matches!(op, Op::LogSoftmax { .. });
-                let f = |t: &T, dim: i64| if log { t.f_log_softmax(dim, None::<Kind>) } else { t.f_softmax(dim, None::<Kind>) };
+            Op::Softmax { axis, legacy } | Op::LogSoftmax { axis, legacy } | Op::Hardmax { axis, legacy } => {
+                let f = |t: &T, dim: i64| -> Result<T> {
+                    Ok(match op {
+                        Op::LogSoftmax { .. } => t.f_log_softmax(dim, None::<Kind>)?,
+                        Op::Hardmax { .. } => t.f_zeros_like()?.f_scatter_value(dim, &t.f_argmax(dim, true)?, 1.0)?,
+                        _ => t.f_softmax(dim, None::<Kind>)?,
+                    })
+                };
                 let a = norm_axis(*axis, x.dim())?;
                 if *legacy && a + 1 != x.dim() {
                     let d = x.size();
@@ -185,7 +190,7 @@ mod tests {
         use super::super::conformance::runtimes_agree;
         for legacy in [true, false] {
             for (axis, ok_below_13) in [(1, legacy), (2, true), (-1, true)] {
-                for op in [Op::Softmax { axis, legacy }, Op::LogSoftmax { axis, legacy }] {
+                for op in [Op::Softmax { axis, legacy }, Op::LogSoftmax { axis, legacy }, Op::Hardmax { axis, legacy }] {
                     for opset in [11, 13, 17] {
                         if opset < 13 && !ok_below_13 {
                             // An opset-13 softmax over a middle axis has no one-node opset-11

@@ -102,9 +102,14 @@ pub fn family(op: &Op) -> &'static dyn Family {
         Op::BatchNormalization { .. } | Op::InstanceNormalization { .. } | Op::Lrn { .. } => &normalization::Normalization,
         Op::DepthToSpace { .. } | Op::SpaceToDepth { .. } => &rearrange::Rearrange,
         Op::Resize { .. } => &resize::Resize,
-        Op::Relu | Op::Sigmoid | Op::HardSigmoid { .. } | Op::HardSwish | Op::Clip | Op::Softmax { .. } | Op::LogSoftmax { .. } => {
-            &activation::Activation
-        }
+        Op::Relu
+        | Op::Sigmoid
+        | Op::HardSigmoid { .. }
+        | Op::HardSwish
+        | Op::Clip
+        | Op::Softmax { .. }
+        | Op::LogSoftmax { .. }
+        | Op::Hardmax { .. } => &activation::Activation,
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Variadic(_) => &elementwise::Elementwise,
         Op::LeakyRelu { .. } | Op::Elu { .. } | Op::Selu { .. } | Op::Gelu { .. } | Op::PRelu => &rectifier::Rectifier,
         Op::Unary(_) => &unary::Math,
