@@ -159,3 +159,48 @@ fn missing_file() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/model.onnx"));
 }
+
+/// The subcommand paths of `dnas` (recursively, from `--help`), e.g. ["teacher", "check"].
+fn subcommands(prefix: &[String]) -> Vec<Vec<String>> {
+    let out = Command::new(env!("CARGO_BIN_EXE_dnas")).args(prefix).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut found = vec![];
+    let Some(section) = help.split("Commands:\n").nth(1) else { return found };
+    for line in section.lines().take_while(|l| !l.trim().is_empty()) {
+        let Some(name) = line.split_whitespace().next() else { continue };
+        if name == "help" {
+            continue;
+        }
+        let mut path = prefix.to_vec();
+        path.push(name.to_string());
+        let nested = subcommands(&path);
+        if nested.is_empty() {
+            found.push(path);
+        } else {
+            found.extend(nested);
+        }
+    }
+    found
+}
+
+/// Every command that takes `--device` refuses a CUDA device that is not there with exit 2,
+/// naming it, before it reads any other argument or file (cuda:99 exists on no machine here).
+#[test]
+fn a_missing_cuda_device_is_exit_2_in_every_command() {
+    let all = subcommands(&[]);
+    assert!(all.len() >= 15, "found only {} subcommands: {all:?}", all.len());
+    let mut with_device = 0;
+    for path in &all {
+        let help = Command::new(env!("CARGO_BIN_EXE_dnas")).args(path).arg("--help").output().unwrap();
+        if !String::from_utf8_lossy(&help.stdout).contains("--device") {
+            continue;
+        }
+        with_device += 1;
+        let out = Command::new(env!("CARGO_BIN_EXE_dnas")).args(path).args(["--device", "cuda:99"]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "dnas {} --device cuda:99: {err}", path.join(" "));
+        assert!(err.contains("'cuda:99'") && err.contains("not available"), "dnas {}: {err}", path.join(" "));
+        assert!(!err.contains("panicked"), "dnas {}: {err}", path.join(" "));
+    }
+    assert!(with_device >= 6, "only {with_device} commands take --device");
+}

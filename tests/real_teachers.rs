@@ -31,7 +31,6 @@ fn check_teacher(file: &str, mean: [f32; 3], std: [f32; 3]) {
         r.labelled
     );
     assert_eq!(r.images, 20, "foolbox ships 20 labelled ImageNet photos");
-    assert!(r.skipped.is_empty(), "{:?}", r.skipped);
     assert!(r.tch_vs_ort.max_rel <= 1e-4, "tch vs ORT {:?}", r.tch_vs_ort);
     assert_eq!(r.top1_agree_tch_ort, 20, "top-1 differs between tch and ORT");
     assert!(r.top1_correct_tch >= 17, "top-1 accuracy {}/20 < 17/20", r.top1_correct_tch);

@@ -138,7 +138,7 @@ pub struct DemoArgs {
     #[arg(short, long)]
     output: Option<PathBuf>,
     /// cpu, cuda or cuda:N (training, evaluation, retraining; ONNX Runtime adds an ort-cuda row).
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_parser = crate::exec::device_arg)]
     device: String,
     /// libtorch threads (0 = all cores).
     #[arg(long, default_value_t = 0)]

@@ -62,7 +62,7 @@ pub struct SearchTrainArgs {
     /// Held-out batches of 256 for the loss printed after each epoch (default 2).
     #[arg(long)]
     probe_batches: Option<usize>,
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_parser = crate::exec::device_arg)]
     device: String,
     /// libtorch threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
@@ -181,7 +181,7 @@ pub struct EvaluateArgs {
     /// Training images for BatchNorm recalibration (one fixed batch).
     #[arg(long, default_value_t = 256)]
     recal_batch: usize,
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_parser = crate::exec::device_arg)]
     device: String,
     #[arg(long, default_value_t = 0)]
     threads: usize,

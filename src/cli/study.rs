@@ -145,7 +145,7 @@ impl RecipeArgs {
 /// Where and how the retrainings run.
 #[derive(Args, Clone)]
 pub struct RunnerArgs {
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_parser = crate::exec::device_arg)]
     pub(super) device: String,
     /// libtorch threads per process (0 = all cores).
     #[arg(long, default_value_t = 0)]
@@ -432,7 +432,7 @@ pub struct RankArgs {
     eval_batches: usize,
     #[arg(long, default_value_t = 256)]
     eval_batch: usize,
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_parser = crate::exec::device_arg)]
     device: String,
     #[arg(long, default_value_t = 0)]
     threads: usize,

@@ -56,7 +56,7 @@ pub struct CheckArgs {
     prefix: String,
     #[command(flatten)]
     pre: PreArgs,
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_parser = crate::exec::device_arg)]
     device: String,
     #[arg(long, default_value_t = 8)]
     batch: usize,
@@ -190,10 +190,7 @@ fn print_inspection(path: &Path, r: &Inspection, layers: bool) {
 }
 
 fn print_check(r: &CheckReport) {
-    println!("model {}  device {}  images {} ({} skipped)", r.model, r.device, r.images, r.skipped.len());
-    for s in &r.skipped {
-        println!("  skipped: {s}");
-    }
+    println!("model {}  device {}  images {}", r.model, r.device, r.images);
     println!("{:<28} {:>12} {:>12} {:>12}", "comparison", "max abs", "max rel", "top-1 agree");
     println!(
         "{:<28} {:>12.3e} {:>12.3e} {:>9}/{}",
@@ -214,7 +211,7 @@ pub struct DemoArgs {
     /// Folder with the models exported by tools/export_teachers.py (default $DNAS_HOME/models).
     #[arg(long)]
     models: Option<PathBuf>,
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_parser = crate::exec::device_arg)]
     device: String,
 }
 

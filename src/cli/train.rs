@@ -84,7 +84,7 @@ pub struct TrainArgs {
     pub train_subset: Option<usize>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_parser = crate::exec::device_arg)]
     pub device: String,
     /// libtorch threads (0 = all cores).
     #[arg(long, default_value_t = 0)]

@@ -15,7 +15,7 @@ use crate::data::{open, Dataset, Loader};
 use crate::util::write_atomic;
 use crate::validate::accuracy::{ort_top1, tract_top1};
 use crate::validate::budget::{Budget, Measured};
-use crate::validate::latency::{measure, LatencyConfig, LatencyRow, Target, DEFAULT_TARGETS};
+use crate::validate::latency::{measure, measure_pair, LatencyConfig, Target, Timing, DEFAULT_TARGETS};
 
 #[derive(Args)]
 pub struct ValidateArgs {
@@ -42,6 +42,10 @@ pub struct ValidateArgs {
     warmup: usize,
     #[arg(long, default_value_t = 50)]
     runs: usize,
+    /// How the model and the budget's reference share the clock: interleaved (run against run,
+    /// the default: a noisy machine moves both) or sequential (all of one, then the other).
+    #[arg(long, value_enum, default_value = "interleaved")]
+    timing: Timing,
     /// JSON report path (default: <model stem>.validate.json in the current directory).
     #[arg(long)]
     report: Option<PathBuf>,
@@ -93,23 +97,47 @@ pub fn validate(a: ValidateArgs) -> Result<Outcome> {
         }
     }
 
-    let time_all = |what: &str, bytes: &[u8], shape: &[usize]| -> Result<Vec<LatencyRow>> {
-        targets.iter().map(|t| measure(bytes, shape, *t, cfg).with_context(|| format!("timing {what} on {}", t.label()))).collect()
+    // The reference (when the budget names one) is timed with the model, run against run, so a
+    // load that comes and goes on the machine moves both and not their ratio.
+    let reference = match budget.as_ref().and_then(|b| b.reference_path()) {
+        Some(rp) => {
+            let rb = std::fs::read(&rp).with_context(|| format!("cannot read the budget's reference model '{}'", rp.display()))?;
+            let rg = crate::onnx::read_model(&rb).with_context(|| format!("reference '{}'", rp.display()))?;
+            let rshape = input_shape_batch1(&rg).with_context(|| format!("reference '{}'", rp.display()))?;
+            let (rparams, rmacs) = crate::space::arch::graph_cost(&rg).with_context(|| format!("reference '{}'", rp.display()))?;
+            Some((rp, rb, rshape, rparams, rmacs))
+        }
+        None => None,
     };
-    let latency = time_all(&a.model.display().to_string(), &bytes, &shape)?;
+    let mut latency = Vec::new();
     let mut reference_rows = Vec::new();
-    let mut reference_info = serde_json::Value::Null;
-    if let Some(rp) = budget.as_ref().and_then(|b| b.reference_path()) {
-        let rb = std::fs::read(&rp).with_context(|| format!("cannot read the budget's reference model '{}'", rp.display()))?;
-        let rg = crate::onnx::read_model(&rb).with_context(|| format!("reference '{}'", rp.display()))?;
-        let rshape = input_shape_batch1(&rg)?;
-        let (rparams, rmacs) = crate::space::arch::graph_cost(&rg)?;
-        reference_rows = time_all(&rp.display().to_string(), &rb, &rshape)?;
-        reference_info = serde_json::json!({"model": rp, "params": rparams, "macs": rmacs, "latency": reference_rows});
+    for t in &targets {
+        let what = || format!("timing '{}' on {}", a.model.display(), t.label());
+        match &reference {
+            Some((rp, rb, rshape, ..)) => {
+                let (m, r) = measure_pair((&bytes, &shape), (rb, rshape), *t, cfg, a.timing)
+                    .with_context(|| format!("{} with its reference '{}'", what(), rp.display()))?;
+                latency.push(m);
+                reference_rows.push(r);
+            }
+            None => latency.push(measure(&bytes, &shape, *t, cfg).with_context(what)?),
+        }
     }
+    let reference_info = match &reference {
+        Some((rp, _, _, rparams, rmacs)) => {
+            serde_json::json!({"model": rp, "params": rparams, "macs": rmacs, "timing": a.timing, "latency": reference_rows})
+        }
+        None => serde_json::Value::Null,
+    };
 
     let (violations, skipped) = match &budget {
-        Some(b) => b.check(&Measured { params, macs, top1: &top1, latency: &latency, reference: &reference_rows }),
+        Some(b) => b.check(&Measured {
+            params,
+            macs,
+            top1: if a.no_accuracy { None } else { Some(&top1) },
+            latency: &latency,
+            reference: &reference_rows,
+        }),
         None => (Vec::new(), Vec::new()),
     };
     let pass = violations.is_empty();
@@ -134,18 +162,20 @@ pub fn validate(a: ValidateArgs) -> Result<Outcome> {
         for r in &accuracy {
             println!("top-1 {:<12} {:>7.2}%  ({}/{} on {} {})", r.runtime, 100.0 * r.top1, r.correct, r.total, a.data.data, a.split);
         }
-        println!("{:<16} {:>9} {:>9} {:>9}  {:<10} settings", "latency (ms)", "p50", "p90", "p99", "ref p50");
+        println!("{:<16} {:>9} {:>9} {:>9}  {:<8} {:<6} settings", "latency (ms)", "p50", "p90", "p99", "ref p50", "ratio");
         for r in &latency {
             let refp = reference_rows.iter().find(|x| x.target == r.target).and_then(|x| x.p50_ms);
             let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+            let ratio = r.paired_ratio.map(|q| q.p50).or_else(|| Some(r.p50_ms? / refp?));
             if r.available {
                 println!(
-                    "{:<16} {:>9} {:>9} {:>9}  {:<10} {} {} thread(s), {}, batch {}, {} warm-up + {} timed runs",
+                    "{:<16} {:>9} {:>9} {:>9}  {:<8} {:<6} {} {} thread(s), {}, batch {}, {} warm-up + {} timed runs",
                     r.target,
                     f(r.p50_ms),
                     f(r.p90_ms),
                     f(r.p99_ms),
                     f(refp),
+                    ratio.map_or("-".to_string(), |v| format!("{v:.2}×")),
                     r.provider,
                     r.threads,
                     r.optimization,
@@ -154,8 +184,24 @@ pub fn validate(a: ValidateArgs) -> Result<Outcome> {
                     r.runs
                 );
             } else {
-                println!("{:<16} {:>9} {:>9} {:>9}  {:<10} {}", r.target, "-", "-", "-", "-", r.note.as_deref().unwrap_or("unavailable"));
+                println!(
+                    "{:<16} {:>9} {:>9} {:>9}  {:<8} {:<6} {}",
+                    r.target,
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    r.note.as_deref().unwrap_or("unavailable")
+                );
             }
+        }
+        if let Some((rp, ..)) = &reference {
+            let how = match a.timing {
+                Timing::Interleaved => "interleaved run against run (ABBA); ratio = median of the per-round ratios",
+                Timing::Sequential => "sequentially (all the model's runs, then all the reference's); ratio = of the p50s",
+            };
+            println!("ref: '{}', timed {how}", rp.display());
         }
         for s in &skipped {
             println!(

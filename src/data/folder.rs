@@ -60,12 +60,7 @@ impl Folder {
 
     fn decode(&self, i: usize) -> Result<DynamicImage> {
         let path = &self.files[i].0;
-        image::ImageReader::open(path)
-            .with_context(|| format!("cannot open '{}'", path.display()))?
-            .with_guessed_format()
-            .with_context(|| format!("cannot read '{}'", path.display()))?
-            .decode()
-            .with_context(|| format!("'{}' is not a decodable image", path.display()))
+        super::image_file::decode(path)
     }
 
     fn to_chw(&self, img: &DynamicImage) -> Vec<f32> {

@@ -8,6 +8,7 @@
 pub mod cifar;
 pub mod folder;
 pub mod idx;
+pub mod image_file;
 pub mod loader;
 pub mod photos;
 pub mod source;

@@ -54,16 +54,9 @@ pub fn list(dir: &Path, prefix: &str) -> Result<Vec<Photo>> {
     Ok(out)
 }
 
-/// Decodes and preprocesses one image into CHW f32 (3 × crop × crop). Errors name the file.
 /// Decodes an image file as 8-bit RGB; errors name the file.
 fn open_rgb(path: &Path) -> Result<image::RgbImage> {
-    Ok(image::ImageReader::open(path)
-        .with_context(|| format!("cannot open '{}'", path.display()))?
-        .with_guessed_format()
-        .with_context(|| format!("cannot read '{}'", path.display()))?
-        .decode()
-        .with_context(|| format!("'{}' is not a decodable image", path.display()))?
-        .to_rgb8())
+    Ok(super::image_file::decode(path)?.to_rgb8())
 }
 
 /// An image resized to exactly `h`×`w` (no crop; for models whose input is not square),

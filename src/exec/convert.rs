@@ -69,14 +69,33 @@ pub fn scalar(t: &tch::Tensor) -> Result<f64> {
     Ok(t.f_to_device(Device::Cpu)?.f_to_kind(Kind::Double)?.f_flatten(0, -1)?.f_double_value(&[0])?)
 }
 
-/// Parses "cpu", "cuda", "cuda:N".
+/// Parses "cpu", "cuda", "cuda:N", and checks that the device is there: a CUDA device libtorch
+/// cannot see is refused by name here, before anything is built on it.
 pub fn parse_device(s: &str) -> Result<Device> {
-    match s {
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => Ok(Device::Cuda(0)),
+    let d = match s {
+        "cpu" => Device::Cpu,
+        "cuda" => Device::Cuda(0),
         _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
-            Some(Ok(n)) => Ok(Device::Cuda(n)),
+            Some(Ok(n)) => Device::Cuda(n),
             _ => bail!("unknown device '{s}': use cpu, cuda or cuda:N"),
         },
+    };
+    if let Device::Cuda(i) = d {
+        let n = tch::Cuda::device_count().max(0) as usize;
+        if i >= n {
+            let seen = if n == 0 {
+                "libtorch sees no CUDA device on this machine (no GPU, no driver, or a CPU-only libtorch)".to_string()
+            } else {
+                format!("libtorch sees {n} CUDA device(s): cuda:0 to cuda:{}", n - 1)
+            };
+            bail!("device '{s}' is not available: {seen}; use --device cpu");
+        }
     }
+    Ok(d)
+}
+
+/// clap's check of a `--device` value: the same as [`parse_device`], at argument parsing, so a
+/// missing device ends every command with exit 2 before it reads or builds anything.
+pub fn device_arg(s: &str) -> std::result::Result<String, String> {
+    parse_device(s).map(|_| s.to_string()).map_err(|e| e.to_string())
 }

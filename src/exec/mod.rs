@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use anyhow::{anyhow, bail, Context, Result};
 use tch::{Device, Kind};
 
-pub use convert::{from_tch, parse_device, to_tch};
+pub use convert::{device_arg, from_tch, parse_device, to_tch};
 
 use crate::ir::{Facts, Graph, Node, Op, Tensor};
 use crate::ops;

@@ -24,8 +24,9 @@ impl Fact {
     pub fn konst(t: Tensor) -> Fact {
         Fact { dtype: t.dtype, shape: t.dims.clone(), value: Some(t) }
     }
+    /// The element count (`usize::MAX` when it overflows: inference refuses such a fact).
     pub fn numel(&self) -> usize {
-        self.shape.iter().product()
+        super::limits::numel(&self.shape).unwrap_or(usize::MAX)
     }
 }
 

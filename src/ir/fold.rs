@@ -14,12 +14,17 @@ pub fn fold_batchnorm(g: &mut Graph) -> Result<usize> {
     let mut remove = vec![false; g.nodes.len()];
     for bi in 0..g.nodes.len() {
         let Op::BatchNormalization { epsilon } = g.nodes[bi].op else { continue };
-        let x = g.nodes[bi].inputs[0].clone();
+        // Runs before shape inference (cost counting folds first): anything inconsistent is left
+        // unfolded for inference to report by name.
+        let Some(x) = g.nodes[bi].inputs.first().cloned() else { continue };
+        if g.nodes[bi].inputs.len() < 5 {
+            continue;
+        }
         let Some(ci) = g.nodes.iter().position(|n| n.outputs.first() == Some(&x)) else { continue };
         if !matches!(g.nodes[ci].op, Op::Conv(_)) || uses.get(&x) != Some(&1) || remove[ci] {
             continue;
         }
-        let w_name = g.nodes[ci].inputs[1].clone();
+        let Some(w_name) = g.nodes[ci].inputs.get(1).cloned() else { continue };
         if uses.get(&w_name) != Some(&1) {
             continue;
         }
@@ -32,7 +37,10 @@ pub fn fold_batchnorm(g: &mut Graph) -> Result<usize> {
         };
         let (Ok(gamma), Ok(beta), Ok(mean), Ok(var)) = (get(1), get(2), get(3), get(4)) else { continue };
         let Some(w) = g.initializers.get(&w_name) else { continue };
-        let cout = w.dims[0];
+        let cout = w.dims.first().copied().unwrap_or(0);
+        if cout == 0 || w.numel() % cout != 0 || [&gamma, &beta, &mean, &var].iter().any(|v| v.len() != cout) {
+            continue;
+        }
         let per = w.numel() / cout;
         let scale: Vec<f32> = (0..cout).map(|c| gamma[c] / (var[c] + epsilon).sqrt()).collect();
         let mut wv = w.to_f32s();
@@ -44,6 +52,9 @@ pub fn fold_batchnorm(g: &mut Graph) -> Result<usize> {
             Some(b) => g.initializers.get(b).map(|t| t.to_f32s()).ok_or_else(|| anyhow!("conv bias '{b}' is not constant"))?,
             None => vec![0.0; cout],
         };
+        if b_old.len() != cout {
+            continue;
+        }
         let bias: Vec<f32> = (0..cout).map(|c| (b_old[c] - mean[c]) * scale[c] + beta[c]).collect();
         g.initializers.insert(w_name, Tensor::f32(dims, wv));
         let b_name = format!("{}.bias", g.nodes[ci].name);

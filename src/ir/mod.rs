@@ -5,6 +5,7 @@ pub mod builder;
 pub mod fact;
 pub mod fold;
 pub mod graph;
+pub mod limits;
 pub mod op;
 pub mod tensor;
 
@@ -15,3 +16,7 @@ pub use tensor::{DType, Data, Tensor};
 
 /// The default-domain opset dnas builds and writes unless told otherwise.
 pub const DEFAULT_OPSET: i64 = 17;
+/// The oldest and newest default-domain opsets dnas reads (each op family knows the changes in
+/// between); a file outside the range is refused at import.
+pub const MIN_OPSET: i64 = 7;
+pub const MAX_OPSET: i64 = 21;

@@ -148,9 +148,10 @@ impl Tensor {
 
     /// Decodes little-endian raw bytes of ONNX element type `dtype`.
     pub fn from_raw_bytes(dtype: DType, dims: Vec<usize>, raw: &[u8]) -> Result<Tensor> {
-        let n: usize = dims.iter().product();
-        if raw.len() != n * dtype.size_of() {
-            bail!("raw_data has {} bytes, expected {} for {:?} of shape {:?}", raw.len(), n * dtype.size_of(), dtype, dims);
+        let expected = super::limits::numel(&dims).and_then(|n| n.checked_mul(dtype.size_of()));
+        if expected != Some(raw.len()) {
+            let expected = expected.map_or("more than fit in memory".to_string(), |e| e.to_string());
+            bail!("raw_data has {} bytes, expected {expected} for {:?} of shape {:?}", raw.len(), dtype, dims);
         }
         let data = match dtype {
             DType::F32 => Data::F32(raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()),

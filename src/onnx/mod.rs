@@ -4,6 +4,7 @@ pub mod export;
 pub mod lower;
 pub mod read;
 pub mod tensor;
+pub mod validity;
 pub mod write;
 
 /// Messages generated from `schemas/onnx.proto`.

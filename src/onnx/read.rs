@@ -31,7 +31,7 @@ fn import(model: &ModelProto) -> Result<Graph> {
         .find(|o| o.domain().is_empty() || o.domain() == "ai.onnx")
         .map(|o| o.version())
         .ok_or_else(|| anyhow!("the model imports no default-domain opset"))?;
-    ensure!(opset >= 7, "opset {opset} is older than dnas supports (7)");
+    super::validity::check_opset(opset)?;
     ensure!(g.sparse_initializer.is_empty(), "sparse initializers are not supported");
 
     let mut initializers = BTreeMap::new();
@@ -39,6 +39,7 @@ fn import(model: &ModelProto) -> Result<Graph> {
         let name = t.name().to_string();
         ensure!(!name.is_empty(), "an initializer has no name");
         let tensor = tensor_from_proto(t).with_context(|| format!("initializer '{name}'"))?;
+        ensure!(!initializers.contains_key(&name), "initializer '{name}' is defined twice");
         initializers.insert(name, tensor);
     }
     let inputs = g.input.iter().map(value_info).collect::<Result<Vec<_>>>()?;
@@ -56,6 +57,7 @@ fn import(model: &ModelProto) -> Result<Graph> {
         while node_inputs.last().is_some_and(|s| s.is_empty()) {
             node_inputs.pop();
         }
+        ensure!(n.output.iter().any(|o| !o.is_empty()), "node '{}' ({}) has no output", name, n.op_type());
         let named = super::proto::NodeProto { name: Some(name.clone()), ..n.clone() };
         let op =
             ops::parse(&named, opset, &mut node_inputs, &mut initializers).with_context(|| format!("node '{}' ({})", name, n.op_type()))?;
@@ -63,6 +65,7 @@ fn import(model: &ModelProto) -> Result<Graph> {
     }
     let metadata = model.metadata_props.iter().map(|p| (p.key().to_string(), p.value().to_string())).collect();
     let mut graph = Graph { name: g.name().to_string(), inputs, outputs, initializers, nodes, opset, metadata };
+    super::validity::check(&graph)?;
     resolve_reduce_axes(&mut graph)?;
     drop_unread_dropout_masks(&mut graph)?;
     graph.toposort()?;

@@ -27,12 +27,10 @@ pub fn tensor_from_proto(t: &TensorProto) -> Result<Tensor> {
     }
     let dtype =
         DType::from_onnx(t.data_type()).ok_or_else(|| anyhow!("tensor '{}' has unsupported element type {}", t.name(), t.data_type()))?;
-    let dims = t
-        .dims
-        .iter()
-        .map(|&d| usize::try_from(d).map_err(|_| anyhow!("tensor '{}' has negative dimension {d}", t.name())))
-        .collect::<Result<Vec<_>>>()?;
-    let n: usize = dims.iter().product();
+    let what = format!("tensor '{}'", t.name());
+    let dims = crate::ir::limits::dims_from_i64(&what, &t.dims)?;
+    // Checked before any decoding: a declared shape can be far larger than the data in the file.
+    let n = crate::ir::limits::check_size(&what, &dims, dtype.size_of())?;
     if let Some(raw) = &t.raw_data {
         return Tensor::from_raw_bytes(dtype, dims, raw);
     }

@@ -44,6 +44,10 @@ impl<'a> ParseCx<'a> {
             .map(|v| usize::try_from(v).map_err(|_| anyhow!("attribute '{name}' has negative value {v}")))
             .collect()
     }
+    /// A non-negative ints attribute, `None` when absent.
+    pub fn opt_usizes(&mut self, name: &'a str) -> Result<Option<Vec<usize>>> {
+        Ok(if self.node.attribute.iter().any(|a| a.name() == name) { Some(self.usizes(name)?) } else { None })
+    }
     pub fn string(&mut self, name: &'a str) -> Result<Option<String>> {
         self.get(name).map(|a| expect(a, AttributeType::String).map(|_| String::from_utf8_lossy(a.s()).into_owned())).transpose()
     }

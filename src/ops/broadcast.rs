@@ -40,7 +40,8 @@ impl Family for Broadcast {
             Op::Expand => broadcast(&f.shape, &target(&spec)?)?,
             Op::Tile => {
                 ensure!(spec.len() == f.shape.len(), "repeats {spec:?} must have one entry per axis of {:?}", f.shape);
-                f.shape.iter().zip(target(&spec)?).map(|(d, r)| d * r).collect()
+                let tiled: Option<Vec<usize>> = f.shape.iter().zip(target(&spec)?).map(|(d, r)| d.checked_mul(r)).collect();
+                tiled.ok_or_else(|| anyhow!("tiling {:?} by {spec:?} overflows", f.shape))?
             }
             _ => return Err(not_mine(self, op)),
         };

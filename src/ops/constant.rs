@@ -23,7 +23,11 @@ impl Family for Constant {
             return Ok(Op::Range);
         }
         if op_type == "ConstantOfShape" {
-            return Ok(Op::ConstantOfShape { value: a.tensor("value")? });
+            let value = a.tensor("value")?;
+            if let Some(v) = &value {
+                ensure!(v.numel() == 1, "attribute 'value' must hold one element, holds {} (shape {:?})", v.numel(), v.dims);
+            }
+            return Ok(Op::ConstantOfShape { value });
         }
         let value = if let Some(t) = a.tensor("value")? {
             t
@@ -75,7 +79,11 @@ impl Family for Constant {
                 ensure!(dims.iter().all(|&d| d >= 0), "negative dimension in {:?}", dims);
                 let dims: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
                 let fill = value.clone().unwrap_or_else(|| Tensor::f32(vec![1], vec![0.0]));
-                let n: usize = dims.iter().product();
+                let n = crate::ir::limits::check_size("the output", &dims, fill.dtype.size_of())?;
+                if n > super::infer::FOLD_LIMIT {
+                    // An activation-sized constant: its value is made when the graph runs.
+                    return Ok(vec![Fact::new(fill.dtype, dims)]);
+                }
                 let data = match &fill.data {
                     Data::F32(v) => Data::F32(vec![v[0]; n]),
                     Data::F64(v) => Data::F64(vec![v[0]; n]),

@@ -43,6 +43,13 @@ fn transposed(t: &ConvTransposeAttrs, x: &[usize], w: &[usize]) -> Result<Transp
     let pads = if t.pads.is_empty() { vec![0; 2 * n] } else { t.pads.clone() };
     ensure!(pads.len() == 2 * n, "pads {:?} must have {} entries", pads, 2 * n);
     ensure!(strides.iter().chain(&dilations).all(|&v| v > 0), "strides and dilations must be positive");
+    ensure!(kernel.iter().chain(&x[2..]).all(|&v| v > 0), "kernel {:?} and input {:?} must have no empty spatial axis", kernel, x);
+    // Bounded so that the arithmetic below cannot overflow; inference then refuses large outputs.
+    let limit = 1usize << 31;
+    ensure!(
+        strides.iter().chain(&dilations).chain(&output_padding).chain(&pads).chain(&kernel).all(|&v| v <= limit),
+        "strides {strides:?}, dilations {dilations:?}, pads {pads:?} or output_padding {output_padding:?} are larger than any tensor dnas runs"
+    );
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let full = strides[i] * (x[2 + i] - 1) + (kernel[i] - 1) * dilations[i] + 1 + output_padding[i];
@@ -67,20 +74,20 @@ impl Family for Conv {
                 "ConvTranspose with SAME auto_pad is not supported (give pads)"
             );
             return Ok(Op::ConvTranspose(ConvTransposeAttrs {
-                kernel_shape: a.ints("kernel_shape")?.map(|v| v.iter().map(|&x| x as usize).collect()),
+                kernel_shape: a.opt_usizes("kernel_shape")?,
                 strides: a.usizes("strides")?,
                 pads: a.usizes("pads")?,
                 dilations: a.usizes("dilations")?,
                 output_padding: a.usizes("output_padding")?,
-                group: a.int("group")?.unwrap_or(1).max(1) as usize,
+                group: group(a)?,
             }));
         }
         Ok(Op::Conv(ConvAttrs {
-            kernel_shape: a.ints("kernel_shape")?.map(|v| v.iter().map(|&x| x as usize).collect()),
+            kernel_shape: a.opt_usizes("kernel_shape")?,
             strides: a.usizes("strides")?,
             pads: a.usizes("pads")?,
             dilations: a.usizes("dilations")?,
-            group: a.int("group")?.unwrap_or(1).max(1) as usize,
+            group: group(a)?,
             auto_pad: a.auto_pad()?,
         }))
     }
@@ -188,6 +195,13 @@ impl Family for Conv {
     fn param_inputs(&self, _op: &Op) -> &'static [usize] {
         &[1, 2]
     }
+}
+
+/// The `group` attribute (default 1); 0 or negative is refused, as ONNX Runtime does.
+fn group(a: &mut ParseCx) -> Result<usize> {
+    let g = a.int("group")?.unwrap_or(1);
+    ensure!(g >= 1, "attribute 'group' must be at least 1, got {g}");
+    Ok(g as usize)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use crate::ir::{Dim, Fact, Facts, Graph, Node, Tensor};
 pub type Folder<'a> = &'a dyn Fn(&Node, &[Option<&Tensor>]) -> Result<Vec<Tensor>>;
 
 /// Largest output (elements) that is folded: shape computations, never activations.
-const FOLD_LIMIT: usize = 4096;
+pub const FOLD_LIMIT: usize = 4096;
 
 /// Infers a fact for every value of `g` given the shapes of its data inputs, folding small
 /// constant subgraphs through `fold`.
@@ -46,6 +46,7 @@ pub fn infer_with(g: &Graph, input_shapes: &HashMap<String, Vec<usize>>, fold: F
                 }
             }
         }
+        crate::ir::limits::check_size(&format!("graph input '{}'", i.name), shape, i.dtype.size_of())?;
         facts.insert(i.name.clone(), Fact::new(i.dtype, shape.clone()));
     }
     for node in &g.nodes {
@@ -57,6 +58,10 @@ pub fn infer_with(g: &Graph, input_shapes: &HashMap<String, Vec<usize>>, fold: F
             .with_context(|| format!("node '{}' ({})", node.name, node.op.name()))?;
         let ctx = || format!("node '{}' ({})", node.name, node.op.name());
         let mut outs = super::infer_op(&node.op, &ins).with_context(ctx)?;
+        // Nothing this large is ever allocated: refused here, before folding or execution.
+        for (name, f) in node.outputs.iter().zip(&outs) {
+            crate::ir::limits::check_size(&format!("output '{name}'"), &f.shape, f.dtype.size_of()).with_context(ctx)?;
+        }
         let foldable = !ins.is_empty() && ins.iter().all(|f| f.is_none_or(|f| f.value.is_some()));
         if foldable && outs.iter().all(|f| f.value.is_none() && f.numel() <= FOLD_LIMIT) {
             let vals: Vec<Option<&Tensor>> = ins.iter().map(|f| f.and_then(|f| f.value.as_ref())).collect();

@@ -63,8 +63,9 @@ impl Family for Pad {
         ensure!(pads.len() == 2 * r, "pads has {} entries, expected {} for rank {}", pads.len(), 2 * r, r);
         let shape = (0..r)
             .map(|i| {
-                let v = f.shape[i] as i64 + pads[i] + pads[r + i];
-                ensure!(v >= 0, "negative output size on axis {i}");
+                let v = (f.shape[i] as i64).checked_add(pads[i]).and_then(|v| v.checked_add(pads[r + i]));
+                let v = v.ok_or_else(|| anyhow!("pads {pads:?} overflow on axis {i}"))?;
+                ensure!(v >= 0, "pads {pads:?} give a negative output size on axis {i}");
                 Ok(v as usize)
             })
             .collect::<Result<_>>()?;

@@ -209,6 +209,7 @@ impl Family for Shape {
                 let r = f.shape.len() + spec.len();
                 let mut axes = spec.iter().map(|&a| norm_axis(a, r)).collect::<Result<Vec<_>>>()?;
                 axes.sort_unstable();
+                ensure!(axes.windows(2).all(|w| w[0] != w[1]), "axes {spec:?} name an axis twice");
                 let mut shape = f.shape.clone();
                 for a in axes {
                     shape.insert(a, 1);

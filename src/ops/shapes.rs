@@ -86,7 +86,10 @@ impl Window {
         ensure!(strides.len() == n, "strides {:?} do not match kernel rank {}", strides, n);
         ensure!(dilations.len() == n, "dilations {:?} do not match kernel rank {}", dilations, n);
         ensure!(pads.is_empty() || pads.len() == 2 * n, "pads {:?} must have {} entries", pads, 2 * n);
-        ensure!(strides.iter().chain(&dilations).all(|&v| v > 0), "strides and dilations must be positive");
+        ensure!(strides.iter().all(|&v| v > 0), "strides {:?} must be positive", strides);
+        ensure!(dilations.iter().all(|&v| v > 0), "dilations {:?} must be positive", dilations);
+        ensure!(kernel.iter().all(|&v| v > 0), "kernel_shape {:?} must be positive", kernel);
+        ensure!(pads.iter().all(|&p| p <= 1 << 31), "pads {:?} are larger than any tensor dnas runs", pads);
         let pads = resolve_pads(auto_pad, pads, input, &kernel, &strides, &dilations);
         Ok(Window { kernel, strides, dilations, pads })
     }
@@ -164,12 +167,13 @@ pub fn reshape_target(input: &[usize], spec: &[i64], allowzero: bool) -> Result<
             _ => bail!("invalid dimension {s} in shape {:?}", spec),
         }
     }
-    let known: usize = out.iter().product();
+    let cannot = || anyhow!("cannot reshape {:?} ({} elements) to {:?}", input, total, spec);
+    let known = crate::ir::limits::numel(&out).ok_or_else(cannot)?;
     if let Some(i) = infer_at {
-        ensure!(known > 0 && total.is_multiple_of(known), "cannot reshape {:?} ({} elements) to {:?}", input, total, spec);
+        ensure!(known > 0 && total.is_multiple_of(known), cannot());
         out[i] = total / known;
     }
-    ensure!(out.iter().product::<usize>() == total, "cannot reshape {:?} ({} elements) to {:?}", input, total, spec);
+    ensure!(crate::ir::limits::numel(&out) == Some(total), cannot());
     Ok(out)
 }
 

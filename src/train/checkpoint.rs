@@ -27,6 +27,10 @@ pub struct CheckpointMeta {
     /// Data loader time spent so far and other counters carried across resumes.
     #[serde(default)]
     pub extra: serde_json::Value,
+    /// SHA-256 of the tensor file, set by [`save`]: a bit flip or a partial copy of the file is
+    /// refused at resume instead of silently training on. Absent in older checkpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 pub fn dir(run: &Path) -> PathBuf {
@@ -48,13 +52,23 @@ pub fn write_tensors(path: &Path, tensors: &[(String, T)]) -> Result<()> {
 }
 
 pub fn read_tensors(path: &Path) -> Result<HashMap<String, T>> {
-    Ok(T::read_safetensors(path).with_context(|| format!("cannot read checkpoint tensors '{}'", path.display()))?.into_iter().collect())
+    Ok(T::read_safetensors(path).with_context(|| format!("cannot read the safetensors file '{}'", path.display()))?.into_iter().collect())
+}
+
+fn file_sha256(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut f = std::fs::File::open(path).with_context(|| format!("cannot open '{}'", path.display()))?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).with_context(|| format!("cannot read '{}'", path.display()))?;
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 pub fn save(run: &Path, meta: &CheckpointMeta, tensors: &[(String, T)]) -> Result<()> {
     let d = dir(run);
-    write_tensors(&d.join(&meta.tensors), tensors)?;
-    write_atomic(&d.join("checkpoint.json"), serde_json::to_string_pretty(meta)?.as_bytes())?;
+    let path = d.join(&meta.tensors);
+    write_tensors(&path, tensors)?;
+    let meta = CheckpointMeta { sha256: Some(file_sha256(&path)?), ..meta.clone() };
+    write_atomic(&d.join("checkpoint.json"), serde_json::to_string_pretty(&meta)?.as_bytes())?;
     // Older tensor files are no longer referenced.
     if let Ok(entries) = std::fs::read_dir(&d) {
         for e in entries.flatten() {
@@ -76,6 +90,17 @@ pub fn load(run: &Path) -> Result<Option<(CheckpointMeta, HashMap<String, T>)>> 
     let meta: CheckpointMeta =
         serde_json::from_str(&std::fs::read_to_string(&p).with_context(|| format!("cannot read '{}'", p.display()))?)
             .with_context(|| format!("'{}' is not a valid checkpoint", p.display()))?;
-    let tensors = read_tensors(&dir(run).join(&meta.tensors))?;
+    let path = dir(run).join(&meta.tensors);
+    if let Some(want) = &meta.sha256 {
+        let got = file_sha256(&path)?;
+        anyhow::ensure!(
+            &got == want,
+            "checkpoint tensors '{}' are corrupted: SHA-256 {got}, but '{}' recorded {want} (a bit flip or a partial copy); delete {} to start over",
+            path.display(),
+            p.display(),
+            dir(run).display()
+        );
+    }
+    let tensors = read_tensors(&path)?;
     Ok(Some((meta, tensors)))
 }

@@ -157,14 +157,17 @@ pub fn fit<L: Learner>(
             let pick = |prefix: &str| -> HashMap<String, T> {
                 tensors.iter().filter_map(|(k, t)| k.strip_prefix(prefix).map(|n| (n.to_string(), t.shallow_clone()))).collect()
             };
-            learner.load_state(&pick("model."))?;
-            learner.load_extra_state(&meta.extra["learner"]).with_context(|| format!("checkpoint of '{}'", run.display()))?;
+            let file = checkpoint::dir(run).join(&meta.tensors);
+            let here = || format!("checkpoint '{}'", file.display());
+            learner.load_state(&pick("model.")).with_context(here)?;
+            learner.load_extra_state(&meta.extra["learner"]).with_context(here)?;
             let params = learner.parameters();
-            opt.load_state(&pick("optim."), &params, meta.extra["optimizer_steps"].as_i64().unwrap_or(meta.step as i64))?;
+            opt.load_state(&pick("optim."), &params, meta.extra["optimizer_steps"].as_i64().unwrap_or(meta.step as i64))
+                .with_context(here)?;
             if let Some(e) = ema.as_mut() {
                 let shadow = pick("ema.");
                 for (k, s) in e.shadow.iter_mut() {
-                    let v = shadow.get(k).with_context(|| format!("checkpoint has no EMA tensor '{k}'"))?;
+                    let v = shadow.get(k).with_context(|| format!("{} has no EMA tensor '{k}'", here()))?;
                     s.f_copy_(v)?;
                 }
             }
@@ -205,6 +208,7 @@ pub fn fit<L: Learner>(
             tensors: format!("state-{step}.safetensors"),
             config: config_json.clone(),
             extra: serde_json::json!({"optimizer_steps": opt.steps, "summary": summary, "learner": learner.extra_state()}),
+            sha256: None,
         };
         checkpoint::save(run, &meta, &tensors)
     };

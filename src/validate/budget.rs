@@ -60,8 +60,9 @@ pub struct Budget {
 pub struct Measured<'a> {
     pub params: u64,
     pub macs: u64,
-    /// (runtime, top-1) for every runtime whose accuracy was measured.
-    pub top1: &'a [(String, f64)],
+    /// (runtime, top-1) for every runtime whose accuracy was measured; `None` when accuracy was
+    /// not measured at all (`--no-accuracy`): a `min_top1` line is then reported as skipped.
+    pub top1: Option<&'a [(String, f64)]>,
     pub latency: &'a [LatencyRow],
     /// The reference model's rows (same targets), when the budget names one.
     pub reference: &'a [LatencyRow],
@@ -141,8 +142,15 @@ impl Budget {
                 fail("max_macs", self.line_of("max_macs", 0), format!("{} MACs > {max}", m.macs));
             }
         }
-        if let Some(min) = self.min_top1 {
-            for (runtime, top1) in m.top1 {
+        if let (Some(_), None) = (self.min_top1, m.top1) {
+            skipped.push(Skipped {
+                field: "min_top1".into(),
+                line: self.line_of("min_top1", 0),
+                reason: "accuracy was not measured (--no-accuracy)".into(),
+            });
+        }
+        if let (Some(min), Some(measured)) = (self.min_top1, m.top1) {
+            for (runtime, top1) in measured {
                 if *top1 < min {
                     fail(
                         "min_top1",
@@ -178,12 +186,18 @@ impl Budget {
             if let Some(max) = l.max_ratio {
                 match m.reference.iter().find(|r| r.target == l.target).and_then(|r| r.percentile(p)) {
                     Some(ref_ms) => {
-                        let ratio = ms / ref_ms;
+                        // Interleaved timing: the per-round ratio; sequential: ratio of percentiles.
+                        let paired = row.and_then(|r| r.paired_ratio).and_then(|q| q.percentile(p));
+                        let ratio = paired.unwrap_or(ms / ref_ms);
                         if ratio > max {
+                            let how = if paired.is_some() { "run against run" } else { "of the percentiles" };
                             fail(
                                 &field,
                                 line,
-                                format!("{} p{p} {ms:.3} ms = {ratio:.2}× the reference ({ref_ms:.3} ms) > {max}×", l.target),
+                                format!(
+                                    "{} p{p} {ms:.3} ms vs the reference's {ref_ms:.3} ms: ratio {ratio:.2}× ({how}) > {max}×",
+                                    l.target
+                                ),
                             );
                         }
                     }

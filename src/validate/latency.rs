@@ -81,6 +81,8 @@ pub struct LatencyRow {
     pub warmup: usize,
     pub runs: usize,
     pub batch: usize,
+    /// How the runs were timed: "alone", or interleaved / sequential with the budget's reference.
+    pub timing: String,
     pub available: bool,
     /// Why a row is unavailable.
     pub note: Option<String>,
@@ -88,6 +90,30 @@ pub struct LatencyRow {
     pub p90_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub mean_ms: Option<f64>,
+    /// Interleaved timing only: percentiles of the per-round ratio model/reference (each round
+    /// times one run of each within a millisecond or so, so a load on the machine lands on both
+    /// and cancels). The budget's `max_ratio` lines use these when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paired_ratio: Option<PairedRatio>,
+}
+
+/// Percentiles of per-round model/reference time ratios.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct PairedRatio {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+}
+
+impl PairedRatio {
+    pub fn percentile(&self, p: u32) -> Option<f64> {
+        match p {
+            50 => Some(self.p50),
+            90 => Some(self.p90),
+            99 => Some(self.p99),
+            _ => None,
+        }
+    }
 }
 
 impl LatencyRow {
@@ -117,8 +143,26 @@ pub fn probe_input(shape: &[usize]) -> Array {
     Array { shape: shape.to_vec(), data: (0..n).map(|_| (rng.uniform() * 2.0 - 1.0) as f32).collect() }
 }
 
-/// Times `bytes` on `target` with `input_shape` (batch first).
-pub fn measure(bytes: &[u8], input_shape: &[usize], target: Target, cfg: LatencyConfig) -> Result<LatencyRow> {
+/// How a model and its reference share the clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Timing {
+    /// One timed run of each in turn (ABBA order), so a load that comes and goes on the machine
+    /// lands on both and cancels in their ratio. The default.
+    Interleaved,
+    /// All the model's runs, then all the reference's (how dnas timed before; kept to measure
+    /// the difference, see `tools/bench_gate.sh`).
+    Sequential,
+}
+
+/// A model made ready on one target: the row to fill and the closure running one inference
+/// (`None` when the target is unavailable: the row says why).
+struct Prepared {
+    row: LatencyRow,
+    run: Option<Box<dyn FnMut() -> Result<()>>>,
+}
+
+fn prepare(bytes: &[u8], input_shape: &[usize], target: Target, cfg: LatencyConfig, timing: &str) -> Result<Prepared> {
     if cfg.runs == 0 {
         bail!("the number of timed runs must be at least 1");
     }
@@ -132,14 +176,16 @@ pub fn measure(bytes: &[u8], input_shape: &[usize], target: Target, cfg: Latency
         warmup: cfg.warmup,
         runs: cfg.runs,
         batch: input_shape.first().copied().unwrap_or(1),
+        timing: timing.to_string(),
         available: true,
         note: None,
         p50_ms: None,
         p90_ms: None,
         p99_ms: None,
         mean_ms: None,
+        paired_ratio: None,
     };
-    let mut run: Box<dyn FnMut() -> Result<()>> = match target {
+    let run: Box<dyn FnMut() -> Result<()>> = match target {
         Target::Tract => {
             row.runtime = "tract".into();
             row.provider = "tract (CPU)".into();
@@ -155,28 +201,100 @@ pub fn measure(bytes: &[u8], input_shape: &[usize], target: Target, cfg: Latency
             if !provider.available()? {
                 row.available = false;
                 row.note = Some(format!("unavailable: the loaded onnxruntime has no {}", provider.ort_name()));
-                return Ok(row);
+                return Ok(Prepared { row, run: None });
             }
             let mut m = OrtModel::with_provider(bytes, threads, provider)?;
             Box::new(move || m.run(&x).map(|_| ()))
         }
     };
+    Ok(Prepared { row, run: Some(run) })
+}
+
+fn time_once(run: &mut dyn FnMut() -> Result<()>, ms: &mut Vec<f64>) -> Result<()> {
+    let t = Instant::now();
+    run()?;
+    ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    Ok(())
+}
+
+fn summarize(row: &mut LatencyRow, mut ms: Vec<f64>) {
+    row.mean_ms = Some(ms.iter().sum::<f64>() / ms.len() as f64);
+    ms.sort_by(f64::total_cmp);
+    row.p50_ms = Some(percentile(&ms, 50.0));
+    row.p90_ms = Some(percentile(&ms, 90.0));
+    row.p99_ms = Some(percentile(&ms, 99.0));
+}
+
+/// Times `bytes` on `target` with `input_shape` (batch first): warm-up runs, then timed runs.
+pub fn measure(bytes: &[u8], input_shape: &[usize], target: Target, cfg: LatencyConfig) -> Result<LatencyRow> {
+    let Prepared { mut row, run } = prepare(bytes, input_shape, target, cfg, "alone")?;
+    let Some(mut run) = run else { return Ok(row) };
     for _ in 0..cfg.warmup {
         run()?;
     }
     let mut ms = Vec::with_capacity(cfg.runs);
     for _ in 0..cfg.runs {
-        let t = Instant::now();
-        run()?;
-        ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        time_once(&mut run, &mut ms)?;
     }
-    let mean = ms.iter().sum::<f64>() / ms.len() as f64;
-    ms.sort_by(f64::total_cmp);
-    row.p50_ms = Some(percentile(&ms, 50.0));
-    row.p90_ms = Some(percentile(&ms, 90.0));
-    row.p99_ms = Some(percentile(&ms, 99.0));
-    row.mean_ms = Some(mean);
+    summarize(&mut row, ms);
     Ok(row)
+}
+
+/// A model to time: its bytes and its input shape (batch first).
+pub type Timee<'a> = (&'a [u8], &'a [usize]);
+
+/// Times a model and its reference on one target, returning (model row, reference row).
+/// `Interleaved`: both are loaded and warmed, then each round times one run of each (after an
+/// untimed one of the same model), the order alternating (A B, B A, …) so a load that comes and
+/// goes lands on both. `Sequential`: [`measure`] of one, then of the other.
+pub fn measure_pair(
+    model: Timee,
+    reference: Timee,
+    target: Target,
+    cfg: LatencyConfig,
+    timing: Timing,
+) -> Result<(LatencyRow, LatencyRow)> {
+    if timing == Timing::Sequential {
+        let mut a = measure(model.0, model.1, target, cfg)?;
+        let mut b = measure(reference.0, reference.1, target, cfg)?;
+        a.timing = "sequential (model, then reference)".into();
+        b.timing = a.timing.clone();
+        return Ok((a, b));
+    }
+    let label = "interleaved with the reference (ABBA)";
+    let a = prepare(model.0, model.1, target, cfg, label)?;
+    let b = prepare(reference.0, reference.1, target, cfg, label)?;
+    let (mut ra, mut fa, mut rb, mut fb) = match (a, b) {
+        (Prepared { row: ra, run: Some(fa) }, Prepared { row: rb, run: Some(fb) }) => (ra, fa, rb, fb),
+        // The provider is missing: both rows say so.
+        (a, b) => return Ok((a.row, b.row)),
+    };
+    for _ in 0..cfg.warmup {
+        fa()?;
+        fb()?;
+    }
+    let (mut ma, mut mb) = (Vec::with_capacity(cfg.runs), Vec::with_capacity(cfg.runs));
+    // Each timed run follows an untimed run of the same model, so it sees the warm caches a
+    // deployed model runs with (as a block of runs does), not the other model's leftovers.
+    let warm_then_time = |run: &mut dyn FnMut() -> Result<()>, ms: &mut Vec<f64>| -> Result<()> {
+        run()?;
+        time_once(run, ms)
+    };
+    for i in 0..cfg.runs {
+        if i % 2 == 0 {
+            warm_then_time(&mut fa, &mut ma)?;
+            warm_then_time(&mut fb, &mut mb)?;
+        } else {
+            warm_then_time(&mut fb, &mut mb)?;
+            warm_then_time(&mut fa, &mut ma)?;
+        }
+    }
+    let mut ratios: Vec<f64> = ma.iter().zip(&mb).map(|(a, b)| a / b).collect();
+    ratios.sort_by(f64::total_cmp);
+    ra.paired_ratio = Some(PairedRatio { p50: percentile(&ratios, 50.0), p90: percentile(&ratios, 90.0), p99: percentile(&ratios, 99.0) });
+    summarize(&mut ra, ma);
+    summarize(&mut rb, mb);
+    Ok((ra, rb))
 }
 
 #[cfg(test)]

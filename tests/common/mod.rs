@@ -136,3 +136,18 @@ pub fn tensor_bytes(p: &Path) -> std::collections::HashMap<String, Vec<u8>> {
         })
         .collect()
 }
+
+/// Copies the directory tree `from` to `to` (created).
+#[allow(dead_code)]
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
