@@ -130,45 +130,56 @@ impl Preset {
 pub struct DemoArgs {
     /// quick (smoke), default (≤ 10 min on 2 cores) or full (the quality run).
     #[arg(long, value_enum, default_value_t = Preset::Default)]
-    preset: Preset,
+    pub(super) preset: Preset,
     /// Same as --preset quick.
     #[arg(long, conflicts_with = "preset")]
-    quick: bool,
+    pub(super) quick: bool,
     /// Run directory (default runs/demo-<preset>); an existing one is resumed.
     #[arg(short, long)]
-    output: Option<PathBuf>,
+    pub(super) output: Option<PathBuf>,
     /// cpu, cuda or cuda:N (training, evaluation, retraining; ONNX Runtime adds an ort-cuda row).
     #[arg(long, default_value = "cpu", value_parser = crate::exec::device_arg)]
-    device: String,
+    pub(super) device: String,
     /// libtorch threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
-    threads: usize,
+    pub(super) threads: usize,
     /// Data: fmnist (the embedded default), idx:DIR, cifar10:DIR, cifar100:DIR (with a matching
     /// --teacher, --space and --budget); ImageFolder data goes through the stage commands.
     #[arg(long, default_value = "fmnist")]
-    data: String,
+    pub(super) data: String,
     /// Teacher ONNX (default models/fmnist_teacher.onnx).
     #[arg(long)]
-    teacher: Option<PathBuf>,
+    pub(super) teacher: Option<PathBuf>,
     /// Search space (default models/spaces/fmnist_small.json).
     #[arg(long)]
-    space: Option<PathBuf>,
+    pub(super) space: Option<PathBuf>,
     /// Budget the searched model is validated against (default: the preset's, in models/).
     /// Its max_macs and max_params are also the selection constraints.
     #[arg(long)]
-    budget: Option<PathBuf>,
+    pub(super) budget: Option<PathBuf>,
     /// Override the selection's MAC limit (default: the budget's max_macs, else half the teacher's).
     #[arg(long, value_parser = parse_count)]
-    max_macs: Option<u64>,
+    pub(super) max_macs: Option<u64>,
     /// Seed of data order, weights and path sampling.
     #[arg(long, default_value_t = 0)]
-    seed: u64,
+    pub(super) seed: u64,
     /// Search strategy: dna (block-wise supernets: train → evaluate → select), spos or cream
     /// (one-shot supernet), or mfkd (candidates trained alone at low fidelity with KD, Gaussian-
     /// process search) — the last three through dnas search --strategy …. The rest of the chain
     /// is the same.
     #[arg(long, default_value = "dna", value_parser = ["dna", "spos", "cream", "mfkd"])]
-    strategy: String,
+    pub(super) strategy: String,
+}
+
+impl DemoArgs {
+    /// The preset's name (`--quick` included).
+    pub(super) fn preset_name(&self) -> &'static str {
+        if self.quick {
+            Preset::Quick.name()
+        } else {
+            self.preset.name()
+        }
+    }
 }
 
 /// The folder of shipped models: `$DNAS_ROOT/models`, `./models`, or the source tree's.
@@ -243,15 +254,74 @@ fn p(path: &Path) -> String {
     path.display().to_string()
 }
 
-pub fn demo(a: DemoArgs) -> Result<Outcome> {
-    let t0 = Instant::now();
+/// The demo's `dnas train` command line for its search run (every block; add `--block I` for one).
+pub(super) fn train_args(a: &DemoArgs, s: &Settings, search: &Path) -> Vec<OsString> {
+    let mut train = args![
+        "train",
+        "--run",
+        p(search),
+        "--data",
+        a.data,
+        "--held-out",
+        s.held_out,
+        "--epochs",
+        s.search_epochs,
+        "--batch",
+        s.search_batch,
+        "--probe-batches",
+        s.probe_batches,
+        "--seed",
+        a.seed,
+        "--device",
+        a.device,
+        "--threads",
+        a.threads
+    ];
+    if let Some(n) = s.search_subset {
+        train.extend(args!["--train-subset", n]);
+    }
+    train
+}
+
+/// The demo's `dnas evaluate` command line (every block; add `--block I` for one).
+pub(super) fn evaluate_args(a: &DemoArgs, s: &Settings, search: &Path) -> Vec<OsString> {
+    args![
+        "evaluate",
+        "--run",
+        p(search),
+        "--batches",
+        s.eval_batches,
+        "--batch",
+        s.eval_batch,
+        "--recal-batch",
+        s.recal_batch,
+        "--device",
+        a.device,
+        "--threads",
+        a.threads
+    ]
+}
+
+/// The preset, settings, and paths (teacher, space, budget, run directory, DNA search run) a
+/// demo with these arguments uses.
+pub(super) struct DemoPaths {
+    pub preset: Preset,
+    pub settings: Settings,
+    pub teacher: PathBuf,
+    pub space: PathBuf,
+    pub budget: PathBuf,
+    pub dir: PathBuf,
+    pub search: PathBuf,
+}
+
+pub(super) fn paths(a: &DemoArgs) -> Result<DemoPaths> {
     let preset = if a.quick { Preset::Quick } else { a.preset };
-    let s = preset.settings();
+    let settings = preset.settings();
     let models = models_dir();
     let teacher = a.teacher.clone().unwrap_or_else(|| models.join("fmnist_teacher.onnx"));
     let space = a.space.clone().unwrap_or_else(|| models.join("spaces/fmnist_small.json"));
-    let budget_path = a.budget.clone().unwrap_or_else(|| models.join(s.budget));
-    for (what, f) in [("teacher", &teacher), ("search space", &space), ("budget", &budget_path)] {
+    let budget = a.budget.clone().unwrap_or_else(|| models.join(settings.budget));
+    for (what, f) in [("teacher", &teacher), ("search space", &space), ("budget", &budget)] {
         if !f.exists() {
             bail!(
                 "the {what} '{}' does not exist (run from the repository root, set DNAS_ROOT, or pass --{})",
@@ -260,11 +330,17 @@ pub fn demo(a: DemoArgs) -> Result<Outcome> {
             );
         }
     }
-    let budget = crate::validate::budget::Budget::load(&budget_path)?;
     let dir = a.output.clone().unwrap_or_else(|| PathBuf::from(format!("runs/demo-{}", preset.name())));
+    let search = if a.strategy != "dna" { dir.join(format!("search-{}", a.strategy)) } else { dir.join("search") };
+    Ok(DemoPaths { preset, settings, teacher, space, budget, dir, search })
+}
+
+pub fn demo(a: DemoArgs) -> Result<Outcome> {
+    let t0 = Instant::now();
+    let DemoPaths { preset, settings: s, teacher, space, budget: budget_path, dir, search } = paths(&a)?;
+    let budget = crate::validate::budget::Budget::load(&budget_path)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create '{}'", dir.display()))?;
     let one_shot = a.strategy != "dna";
-    let search = if one_shot { dir.join(format!("search-{}", a.strategy)) } else { dir.join("search") };
     let student = dir.join("student");
     let arch = search.join("arch.json");
     let onnx = dir.join("student.onnx");
@@ -338,30 +414,7 @@ pub fn demo(a: DemoArgs) -> Result<Outcome> {
         st.run(&stage, search_cmd)?;
     } else {
         // 2. Supernets. Settings are always passed: `dnas train` refuses a run made with others.
-        let mut train = args![
-            "train",
-            "--run",
-            p(&search),
-            "--data",
-            a.data,
-            "--held-out",
-            s.held_out,
-            "--epochs",
-            s.search_epochs,
-            "--batch",
-            s.search_batch,
-            "--probe-batches",
-            s.probe_batches,
-            "--seed",
-            a.seed,
-            "--device",
-            device,
-            "--threads",
-            threads
-        ];
-        if let Some(n) = s.search_subset {
-            train.extend(args!["--train-subset", n]);
-        }
+        let mut train = train_args(&a, &s, &search);
         if !search.join("run.json").exists() {
             train.extend(args!["--teacher", p(&teacher), "--space", p(&space)]);
         }
@@ -373,24 +426,7 @@ pub fn demo(a: DemoArgs) -> Result<Outcome> {
         if (0..n_blocks).all(|i| blocks.eval_path(i).exists()) && rankings_current(&blocks, n_blocks) {
             st.skip("candidate evaluation", "every block is already ranked (eval/block-*.json)");
         } else {
-            st.run(
-                "candidate evaluation",
-                args![
-                    "evaluate",
-                    "--run",
-                    p(&search),
-                    "--batches",
-                    s.eval_batches,
-                    "--batch",
-                    s.eval_batch,
-                    "--recal-batch",
-                    s.recal_batch,
-                    "--device",
-                    device,
-                    "--threads",
-                    threads
-                ],
-            )?;
+            st.run("candidate evaluation", evaluate_args(&a, &s, &search))?;
         }
 
         // 4. Exact selection under the budget's cost limits.
@@ -438,7 +474,7 @@ pub fn demo(a: DemoArgs) -> Result<Outcome> {
             retrain.push("--resume".into());
         } else if student.exists() {
             // Another architecture's student: keep it beside, never overwrite silently.
-            let old = dir.join(format!("student.old-{}", std::process::id()));
+            let old = dir.join(format!("student.old-{}", crate::util::unique_suffix()));
             std::fs::rename(&student, &old).with_context(|| format!("cannot move the previous student to '{}'", old.display()))?;
             eprintln!("  the previous student (another architecture) moved to {}", old.display());
         }

@@ -7,7 +7,9 @@ pub mod oneshot;
 pub mod report;
 pub mod retrain;
 pub mod search;
+pub mod status;
 pub mod study;
+pub mod submit;
 mod teacher;
 pub mod train;
 pub mod validate;
@@ -61,6 +63,15 @@ enum Command {
         #[command(subcommand)]
         command: study::StudyCommand,
     },
+    /// Runs the demo's DNA chain on a cluster: one job per block, then the gather step
+    /// (select, retrain, export, validate) as a dependent job.
+    Submit {
+        #[command(subcommand)]
+        command: submit::SubmitCommand,
+    },
+    /// Where a run directory stands: per block trained / training / ranked, checkpoints, holders,
+    /// and the Slurm jobs that `dnas submit slurm` started.
+    Status(status::StatusArgs),
 }
 
 /// Outcome of a command that ran to the end.
@@ -88,6 +99,8 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Outcome
         Command::Demo(a) => demo::demo(a),
         Command::Report(a) => report::report(a),
         Command::Study { command } => study::run(command),
+        Command::Submit { command } => submit::submit(command),
+        Command::Status(a) => status::status(a),
         Command::TrainTeacher(a) => train::train_teacher(a),
         Command::Eval(a) => train::eval(a),
         Command::Train(a) => search::train(a),

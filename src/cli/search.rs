@@ -22,6 +22,10 @@ pub struct SearchTrainArgs {
     /// The run directory (created on first use with --teacher and --space).
     #[arg(long)]
     run: PathBuf,
+    /// Create (or check) the run directory and exit without training: what a scheduler does once
+    /// before the per-block jobs start (`dnas submit slurm`).
+    #[arg(long)]
+    create_only: bool,
     /// Teacher ONNX (creating a run).
     #[arg(long)]
     teacher: Option<PathBuf>,
@@ -142,6 +146,10 @@ pub fn train(a: SearchTrainArgs) -> Result<Outcome> {
         }
         _ => bail!("creating a run needs both --teacher and --space"),
     };
+    if a.create_only {
+        eprintln!("run '{}' ready ({} blocks)", a.run.display(), run.space()?.blocks.len());
+        return Ok(Outcome::Ok);
+    }
     let blocks = if a.block.is_empty() { None } else { Some(a.block.clone()) };
     let outcomes = train_blocks(&run, &TrainOptions { blocks, device, workers: a.workers, quiet: a.json })?;
     if a.json {

@@ -72,6 +72,20 @@ pub fn train_blocks(run: &RunDir, opts: &TrainOptions) -> Result<Vec<BlockOutcom
             todo.push(b);
         }
     }
+    // One trainer per block across every process and host sharing the run directory: a block
+    // someone else holds is refused by name; a lock a dead job left is taken over (and said so).
+    let mut _locks = Vec::new();
+    for &b in &todo {
+        let what = format!("block {b} ('{}') of run '{}'", space.blocks[b].name, run.root.display());
+        let lock = crate::util::lock::try_lock(&run.block_dir(b).join("train.lock"), &what)?;
+        if let (Some(prev), false) = (&lock.previous, opts.quiet) {
+            eprintln!("block {b}: taking over from {prev}, which no longer holds it (its checkpoint resumes)");
+        }
+        _locks.push(lock);
+    }
+    if todo.iter().any(|&b| run.is_done(b)) {
+        bail!("a block of {todo:?} was finished by another process while this one started; run again to skip it");
+    }
     if todo.is_empty() {
         return Ok(outcomes);
     }

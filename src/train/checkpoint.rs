@@ -41,7 +41,7 @@ pub fn dir(run: &Path) -> PathBuf {
 pub fn write_tensors(path: &Path, tensors: &[(String, T)]) -> Result<()> {
     let cpu: Vec<(String, T)> =
         tensors.iter().map(|(k, t)| Ok((k.clone(), t.detach().f_to_device(tch::Device::Cpu)?.f_contiguous()?))).collect::<Result<_>>()?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let tmp = path.with_extension(format!("tmp-{}", crate::util::unique_suffix()));
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d).with_context(|| format!("cannot create '{}'", d.display()))?;
     }

@@ -212,6 +212,7 @@ pub fn fit<L: Learner>(
         };
         checkpoint::save(run, &meta, &tensors)
     };
+    let _armed = crate::util::signals::arm();
     let mut window = (Instant::now(), 0usize, 0.0f64, 0usize); // (since, images, loss sum, steps)
     while step < total {
         let epoch = step / bpe;
@@ -282,9 +283,16 @@ pub fn fit<L: Learner>(
                 window = (Instant::now(), 0, 0.0, 0);
             }
             pb.set_position(step as u64);
-            if cfg.ckpt_every > 0 && step.is_multiple_of(cfg.ckpt_every) && !step.is_multiple_of(bpe) {
+            let stop = crate::util::signals::stop_requested();
+            if (cfg.ckpt_every > 0 && step.is_multiple_of(cfg.ckpt_every) && !step.is_multiple_of(bpe)) || stop.is_some() {
                 summary.seconds = prior_seconds + started.elapsed().as_secs_f64();
                 save(step, learner, &opt, &ema, &summary)?;
+            }
+            if let Some(sig) = stop {
+                // Preempted (Slurm's SIGTERM, or --signal USR1 before the time limit): the
+                // checkpoint above is exact, so the requeued job resumes bit for bit.
+                pb.finish_and_clear();
+                return Err(crate::util::signals::Preempted { signal: crate::util::signals::name(sig), step }.into());
             }
         }
         drop(batches);

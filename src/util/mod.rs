@@ -9,11 +9,20 @@ use anyhow::{bail, Context, Result};
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory '{}'", dir.display()))?;
-    let tmp = dir.join(format!(".{}.tmp{}", path.file_name().and_then(|s| s.to_str()).unwrap_or("out"), std::process::id()));
+    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().and_then(|s| s.to_str()).unwrap_or("out"), unique_suffix()));
     let mut f = std::fs::File::create(&tmp).with_context(|| format!("cannot write '{}'", tmp.display()))?;
     f.write_all(bytes).and_then(|_| f.sync_all()).with_context(|| format!("cannot write '{}'", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot rename '{}' to '{}'", tmp.display(), path.display()))?;
     Ok(())
+}
+
+/// A name part no other process on any host sharing the directory will pick: host, pid and 64
+/// random bits (temporary files of atomic writes, moved-aside directories).
+pub fn unique_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    format!("{}-{}-{:016x}", lock::hostname(), std::process::id(), h.finish())
 }
 
 /// Differences between two JSON values, as field paths (`recipe.epochs: 4 vs 8`).
@@ -50,9 +59,11 @@ pub fn create_or_match(path: &Path, value: &serde_json::Value, what: &str) -> Re
     write_atomic(path, serde_json::to_string_pretty(value)?.as_bytes())
 }
 
+pub mod lock;
 pub mod malloc;
 pub mod rng;
 pub mod schema;
+pub mod signals;
 pub use rng::Rng;
 
 /// A JSON file, with errors naming it.

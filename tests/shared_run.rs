@@ -1,0 +1,86 @@
+//! A run directory shared by several processes (or hosts): one trainer per block. Two concurrent
+//! `dnas train --block 0` — exactly one trains, the other exits 2 naming the holder; after the
+//! holder is SIGKILLed mid-training, a new process takes the block over (saying from whom) and
+//! resumes from the checkpoint, ending with weights bit-identical to an uninterrupted run.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::TINY_SPACE;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn train(run: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dnas"));
+    c.args(["train", "--run"]).arg(run).args(["--block", "0", "--threads", "1", "--workers", "1"]).args(extra);
+    c
+}
+
+fn create(run: &Path, space: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dnas"))
+        .args(["train", "--run"])
+        .arg(run)
+        .arg("--teacher")
+        .arg(root().join("models/fmnist_teacher.onnx"))
+        .arg("--space")
+        .arg(space)
+        // 500 steps of batch 16: a checkpoint at 200 and 400 (the supernets' fixed interval).
+        .args(["--train-subset", "8000", "--batch", "16", "--epochs", "1", "--held-out", "256", "--seed", "3", "--probe-batches", "1"])
+        .arg("--create-only")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(t0.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn one_trainer_per_block_and_a_dead_holder_is_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = dir.path().join("space.json");
+    std::fs::write(&space, TINY_SPACE).unwrap();
+    let (shared, alone) = (dir.path().join("shared"), dir.path().join("alone"));
+    create(&shared, &space);
+    create(&alone, &space);
+
+    // The uninterrupted reference.
+    let out = train(&alone, &[]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A holds block 0; B is refused with A's pid in the message.
+    let lock = shared.join("blocks/0/train.lock");
+    let mut a = train(&shared, &[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    wait_for("the first trainer's lock", Duration::from_secs(60), || std::fs::read_to_string(&lock).is_ok_and(|s| !s.trim().is_empty()));
+    let b = train(&shared, &[]).output().unwrap();
+    let err = String::from_utf8_lossy(&b.stderr);
+    assert_eq!(b.status.code(), Some(2), "the second trainer was not refused: {err}");
+    assert!(err.contains("block 0") && err.contains(&format!("pid {}", a.id())), "the refusal does not name the holder: {err}");
+
+    // A is killed after its first checkpoint; C takes over from it and resumes there.
+    let ckpt = shared.join("train/blocks-0/ckpt/checkpoint.json");
+    wait_for("the first checkpoint", Duration::from_secs(300), || ckpt.exists());
+    a.kill().unwrap();
+    a.wait().unwrap();
+    assert!(!shared.join("blocks/0/done.json").exists(), "the block finished before it could be killed");
+    let c = train(&shared, &[]).output().unwrap();
+    let err = String::from_utf8_lossy(&c.stderr);
+    assert!(c.status.success(), "the takeover failed: {err}");
+    assert!(err.contains("taking over from") && err.contains(&format!("pid {}", a.id())), "no takeover reported: {err}");
+    assert!(err.contains("resuming"), "the takeover did not resume from the checkpoint: {err}");
+    assert_eq!(
+        std::fs::read(shared.join("blocks/0/weights.safetensors")).unwrap(),
+        std::fs::read(alone.join("blocks/0/weights.safetensors")).unwrap(),
+        "the resumed block's weights differ from the uninterrupted run's"
+    );
+}
