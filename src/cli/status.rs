@@ -72,10 +72,8 @@ pub fn status(a: StatusArgs) -> Result<Outcome> {
     for (i, b) in space.blocks.iter().enumerate() {
         let done = read_json(&run.done_path(i)).ok();
         let lock = run.block_dir(i).join("train.lock");
-        let holder = match crate::util::lock::try_lock(&lock, "probe") {
-            Ok(_) => None,
-            Err(_) => std::fs::read_to_string(&lock).ok().map(|s| s.trim().to_string()),
-        };
+        // Read-only: status never takes (or writes) a block's lock.
+        let holder = crate::util::lock::probe(&lock);
         let slurm = array_states.iter().find(|(t, _)| *t == Some(i)).map(|(_, s)| s.clone());
         let failed = matches!(slurm.as_deref(), Some("FAILED" | "TIMEOUT" | "OUT_OF_MEMORY" | "NODE_FAIL" | "CANCELLED"));
         let state = if done.is_some() && run.eval_path(i).exists() {

@@ -56,7 +56,18 @@ pub fn try_lock(path: &Path, what: &str) -> Result<Lock> {
         .open(path)
         .with_context(|| format!("cannot open lock file '{}'", path.display()))?;
     let mut recorded = String::new();
-    match file.try_lock() {
+    // A short retry: `probe` (dnas status) may hold a shared lock for a moment.
+    let mut attempt = 0;
+    let taken = loop {
+        match file.try_lock() {
+            Err(TryLockError::WouldBlock) if attempt < 5 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            other => break other,
+        }
+    };
+    match taken {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
             let _ = file.read_to_string(&mut recorded);
@@ -70,6 +81,23 @@ pub fn try_lock(path: &Path, what: &str) -> Result<Lock> {
     file.set_len(0).and_then(|_| file.rewind()).with_context(|| format!("cannot write '{}'", path.display()))?;
     writeln!(file, "{}", holder()).and_then(|_| file.sync_all()).with_context(|| format!("cannot write '{}'", path.display()))?;
     Ok(Lock { file, path: path.to_path_buf(), previous })
+}
+
+/// Who holds the lock at `path` now, without taking it or writing anything: `None` when it is
+/// free (or was never made). For `dnas status`.
+pub fn probe(path: &Path) -> Option<String> {
+    let mut file = OpenOptions::new().read(true).open(path).ok()?;
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            None
+        }
+        Err(_) => {
+            let mut recorded = String::new();
+            let _ = file.read_to_string(&mut recorded);
+            Some(if recorded.trim().is_empty() { "another process".into() } else { recorded.trim().to_string() })
+        }
+    }
 }
 
 impl Drop for Lock {
@@ -92,7 +120,9 @@ mod tests {
         assert!(first.previous.is_none());
         let e = try_lock(&p, "block 0").unwrap_err().to_string();
         assert!(e.contains("block 0 is already being worked on by host") && e.contains(&format!("pid {}", std::process::id())), "{e}");
+        assert!(probe(&p).is_some_and(|h| h.contains(&format!("pid {}", std::process::id()))));
         drop(first);
+        assert_eq!(probe(&p), None);
         let again = try_lock(&p, "block 0").unwrap();
         assert!(again.previous.is_none(), "a cleanly released lock records no previous holder");
     }
