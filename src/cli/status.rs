@@ -30,6 +30,8 @@ struct BlockStatus {
     /// done | training | interrupted | pending | failed
     state: String,
     steps: Option<u64>,
+    /// The step of the block's last checkpoint (`blocks/<i>/ckpt/`), if it has one.
+    checkpoint_step: Option<usize>,
     seconds: Option<f64>,
     held_out_mse: Option<f64>,
     ranked: bool,
@@ -74,6 +76,12 @@ pub fn status(a: StatusArgs) -> Result<Outcome> {
         let lock = run.block_dir(i).join("train.lock");
         // Read-only: status never takes (or writes) a block's lock.
         let holder = crate::util::lock::probe(&lock);
+        let ckpt = crate::search::block_checkpoints::checkpoint_step(&run.block_dir(i)).transpose();
+        let interrupted = match &ckpt {
+            Some(Ok(step)) => format!("interrupted (checkpoint at step {step})"),
+            Some(Err(_)) => "interrupted (checkpoint unreadable)".into(),
+            None => String::new(),
+        };
         let slurm = array_states.iter().find(|(t, _)| *t == Some(i)).map(|(_, s)| s.clone());
         let failed = matches!(slurm.as_deref(), Some("FAILED" | "TIMEOUT" | "OUT_OF_MEMORY" | "NODE_FAIL" | "CANCELLED"));
         let state = if done.is_some() && run.eval_path(i).exists() {
@@ -84,13 +92,8 @@ pub fn status(a: StatusArgs) -> Result<Outcome> {
             "training"
         } else if done.is_some() {
             "trained, not ranked"
-        } else if run.root.join("train").exists()
-            && std::fs::read_dir(run.root.join("train"))?.flatten().any(|e| {
-                e.file_name().to_string_lossy().split('-').skip(1).any(|x| x == i.to_string())
-                    && e.path().join("ckpt/checkpoint.json").exists()
-            })
-        {
-            "interrupted (checkpoint kept)"
+        } else if ckpt.is_some() {
+            &interrupted
         } else {
             "pending"
         };
@@ -104,6 +107,7 @@ pub fn status(a: StatusArgs) -> Result<Outcome> {
             name: b.name.clone(),
             state: state.into(),
             steps: done.as_ref().and_then(|d| d["steps"].as_u64()),
+            checkpoint_step: ckpt.and_then(|c| c.ok()),
             seconds: done.as_ref().and_then(|d| d["seconds"].as_f64()),
             held_out_mse: done.as_ref().and_then(|d| d["held_out_mse"].as_array()?.last()?.as_f64()),
             ranked: run.eval_path(i).exists(),
@@ -137,7 +141,7 @@ pub fn status(a: StatusArgs) -> Result<Outcome> {
                 b.block,
                 b.name,
                 b.state,
-                b.steps.map_or("-".into(), |s| s.to_string()),
+                b.steps.or(b.checkpoint_step.map(|s| s as u64)).map_or("-".into(), |s| s.to_string()),
                 f(b.seconds, 0),
                 f(b.held_out_mse, 5),
                 b.slurm.clone().or(b.holder.clone()).unwrap_or_default()

@@ -1,6 +1,7 @@
 //! Search (DNA steps 2–4) over a run directory: train the block supernets, rank every candidate,
 //! select the architecture exactly under a budget.
 
+pub mod block_checkpoints;
 pub mod choose;
 pub mod evaluate;
 pub mod lut;

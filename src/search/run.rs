@@ -4,7 +4,9 @@
 //! ```text
 //! run.json                      teacher (sha256), space, data, seed, supernet training settings
 //! teacher.onnx, space.json      copies: the run needs nothing outside itself
-//! train/blocks-0-1/             one training group: checkpoints, train.jsonl (shared trainer)
+//! train/blocks-0-1/             one training group's log (train.jsonl) and final weights
+//! blocks/<i>/ckpt/              block i's checkpoint, whatever group it trains in
+//! blocks/<i>/train.lock         held by the one process training block i
 //! blocks/<i>/weights.safetensors, blocks/<i>/done.json   a finished block
 //! eval/block-<i>.json           rankings of every candidate of block i (dnas evaluate)
 //! arch.json                     the selected architecture (dnas select)

@@ -1,8 +1,8 @@
 //! `dnas train`: trains the block supernets of a run on the shared loop. All unfinished blocks
 //! train together by default (one teacher forward per batch); `--block I` trains only block I, so
 //! blocks can run as separate processes, on separate devices or hosts, into one run directory.
-//! A block that finished (`blocks/<i>/done.json`) is never retrained; an interrupted group
-//! resumes from its last checkpoint.
+//! A block that finished (`blocks/<i>/done.json`) is never retrained; an interrupted block
+//! resumes from its last checkpoint (`blocks/<i>/ckpt/`), whatever it was trained with.
 
 use std::sync::Arc;
 
@@ -10,16 +10,19 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 use tch::Device;
 
+use super::block_checkpoints::{group_by_step, BlockSlot, PerBlock};
 use super::run::RunDir;
 use crate::data::loader::LoaderConfig;
 use crate::data::{open, Dataset, Loader};
+use crate::ir::Graph;
+use crate::space::Resolved;
 use crate::supernet::learner::SupernetLearner;
 use crate::supernet::teacher::TeacherFeatures;
 use crate::supernet::BlockNet;
 use crate::train::checkpoint::write_tensors;
 use crate::train::optim::OptimConfig;
 use crate::train::schedule::Decay;
-use crate::train::{fit, FitSummary, Learner, TrainConfig};
+use crate::train::{fit_with_store, FitSummary, Learner, TrainConfig};
 use crate::util::write_atomic;
 
 pub struct TrainOptions {
@@ -89,6 +92,22 @@ pub fn train_blocks(run: &RunDir, opts: &TrainOptions) -> Result<Vec<BlockOutcom
     if todo.is_empty() {
         return Ok(outcomes);
     }
+    // Checkpoints are per block: blocks standing at the same step train as one group (one
+    // teacher forward per batch); blocks at different steps (e.g. one requeued alone after a
+    // group was interrupted) as separate groups, each from its own checkpoint.
+    let slots: Vec<BlockSlot> =
+        todo.iter().map(|&b| BlockSlot { index: b, name: space.blocks[b].name.clone(), dir: run.block_dir(b) }).collect();
+    for (_, group) in group_by_step(&slots)? {
+        outcomes.extend(train_group(run, &teacher, &space, &group, opts)?);
+    }
+    outcomes.sort_by_key(|o| o.block);
+    Ok(outcomes)
+}
+
+/// Trains one group of blocks whose checkpoints (if any) stand at the same step.
+fn train_group(run: &RunDir, teacher: &Graph, space: &Resolved, group: &[BlockSlot], opts: &TrainOptions) -> Result<Vec<BlockOutcome>> {
+    let todo: Vec<usize> = group.iter().map(|b| b.index).collect();
+    let mut outcomes = Vec::new();
     let rec = &run.record;
     let t = &rec.train;
     let splits = open(&rec.data)?;
@@ -102,7 +121,7 @@ pub fn train_blocks(run: &RunDir, opts: &TrainOptions) -> Result<Vec<BlockOutcom
     let blocks: Vec<BlockNet> =
         todo.iter().map(|&b| BlockNet::new(&space.blocks[b], space.space.se, rec.seed, opts.device)).collect::<Result<_>>()?;
     let taps: Vec<String> = blocks.iter().flat_map(|b| [b.block.teacher_in.clone(), b.block.teacher_out.clone()]).collect();
-    let teacher = TeacherFeatures::new(&teacher, &taps, opts.device)?;
+    let teacher = TeacherFeatures::new(teacher, &taps, opts.device)?;
     let mut learner = SupernetLearner { teacher, blocks, input_chw: space.space.input, window: (Vec::new(), 0) };
     let loader = Loader::new(
         Arc::new(train_set),
@@ -153,12 +172,14 @@ pub fn train_blocks(run: &RunDir, opts: &TrainOptions) -> Result<Vec<BlockOutcom
     };
     let mut history: Vec<Vec<f64>> = before.iter().map(|&v| vec![v]).collect();
     let names: Vec<String> = todo.iter().map(|&b| space.blocks[b].name.clone()).collect();
-    let summary: FitSummary = fit(&mut learner, &loader, &cfg, &run.group_dir(&todo), true, opts.quiet, &mut |l, _epoch| {
-        let v = probe(l)?;
-        let map: serde_json::Map<String, serde_json::Value> =
-            names.iter().zip(&v).map(|(k, x)| (k.clone(), serde_json::json!(x))).collect();
-        Ok(serde_json::json!({ "held_out_mse": map }))
-    })?;
+    let store = PerBlock { blocks: group.to_vec() };
+    let summary: FitSummary =
+        fit_with_store(&mut learner, &loader, &cfg, &run.group_dir(&todo), &store, true, opts.quiet, &mut |l, _epoch| {
+            let v = probe(l)?;
+            let map: serde_json::Map<String, serde_json::Value> =
+                names.iter().zip(&v).map(|(k, x)| (k.clone(), serde_json::json!(x))).collect();
+            Ok(serde_json::json!({ "held_out_mse": map }))
+        })?;
     // Rebuild the history from the epoch reports (a resumed run has the earlier epochs there too).
     for rep in &summary.epoch_reports {
         for (k, name) in names.iter().enumerate() {
@@ -184,6 +205,5 @@ pub fn train_blocks(run: &RunDir, opts: &TrainOptions) -> Result<Vec<BlockOutcom
             seconds: summary.seconds,
         });
     }
-    outcomes.sort_by_key(|o| o.block);
     Ok(outcomes)
 }

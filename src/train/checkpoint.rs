@@ -33,6 +33,9 @@ pub struct CheckpointMeta {
     pub sha256: Option<String>,
 }
 
+/// A run directory whose checkpoints live in its `ckpt/` (the default store of `fit`).
+pub struct Dir(pub PathBuf);
+
 pub fn dir(run: &Path) -> PathBuf {
     run.join("ckpt")
 }

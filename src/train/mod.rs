@@ -10,4 +10,4 @@ pub mod schedule;
 pub mod trainer;
 
 pub use module::Trainable;
-pub use trainer::{fit, FitSummary, Learner, TrainConfig};
+pub use trainer::{fit, fit_with_store, CheckpointStore, FitSummary, Learner, TrainConfig};

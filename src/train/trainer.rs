@@ -114,6 +114,35 @@ fn swap_in<L: Learner>(learner: &mut L, tensors: &[(String, T)]) -> Result<Vec<(
     Ok(current)
 }
 
+/// A checkpoint read back: its metadata, its tensors by name, and the file(s) they came from.
+pub type Loaded = (CheckpointMeta, HashMap<String, T>, String);
+
+/// Where [`fit`] keeps its checkpoints. The default is one directory ([`checkpoint::Dir`]); the
+/// block supernets split theirs per block (`search::block_checkpoints`), so a block trained in
+/// one group resumes in any other.
+pub trait CheckpointStore {
+    /// The latest checkpoint, with the name of its tensor file for messages.
+    fn load(&self) -> Result<Option<Loaded>>;
+    fn save(&self, meta: &CheckpointMeta, tensors: &[(String, T)]) -> Result<()>;
+    /// Whether any checkpoint is there (a fresh run refuses to overwrite one).
+    fn holds(&self) -> bool;
+}
+
+impl CheckpointStore for checkpoint::Dir {
+    fn load(&self) -> Result<Option<Loaded>> {
+        Ok(checkpoint::load(&self.0)?.map(|(m, t)| {
+            let file = checkpoint::dir(&self.0).join(&m.tensors).display().to_string();
+            (m, t, file)
+        }))
+    }
+    fn save(&self, meta: &CheckpointMeta, tensors: &[(String, T)]) -> Result<()> {
+        checkpoint::save(&self.0, meta, tensors)
+    }
+    fn holds(&self) -> bool {
+        checkpoint::dir(&self.0).join("checkpoint.json").exists()
+    }
+}
+
 /// Trains `learner` on `loader` into `run` (checkpoints, `train.jsonl`, `final.safetensors`).
 /// `on_epoch(learner, epoch)` runs after each epoch (evaluation); with EMA on it sees the EMA
 /// weights, which are also what `final.safetensors` holds and what the learner ends with.
@@ -122,6 +151,21 @@ pub fn fit<L: Learner>(
     loader: &Loader,
     cfg: &TrainConfig,
     run: &Path,
+    resume: bool,
+    quiet: bool,
+    on_epoch: &mut dyn FnMut(&mut L, usize) -> Result<serde_json::Value>,
+) -> Result<FitSummary> {
+    fit_with_store(learner, loader, cfg, run, &checkpoint::Dir(run.to_path_buf()), resume, quiet, on_epoch)
+}
+
+/// [`fit`] with the checkpoints kept in `store` (the log and `final.safetensors` stay in `run`).
+#[allow(clippy::too_many_arguments)]
+pub fn fit_with_store<L: Learner>(
+    learner: &mut L,
+    loader: &Loader,
+    cfg: &TrainConfig,
+    run: &Path,
+    store: &dyn CheckpointStore,
     resume: bool,
     quiet: bool,
     on_epoch: &mut dyn FnMut(&mut L, usize) -> Result<serde_json::Value>,
@@ -145,7 +189,7 @@ pub fn fit<L: Learner>(
     let mut summary = FitSummary::default();
     let mut step = 0usize;
     if resume {
-        if let Some((meta, tensors)) = checkpoint::load(run)? {
+        if let Some((meta, tensors, file)) = store.load()? {
             if meta.config != config_json {
                 bail!(
                     "cannot resume '{}': it was started with different settings\n  checkpoint: {}\n  now:        {}",
@@ -157,8 +201,7 @@ pub fn fit<L: Learner>(
             let pick = |prefix: &str| -> HashMap<String, T> {
                 tensors.iter().filter_map(|(k, t)| k.strip_prefix(prefix).map(|n| (n.to_string(), t.shallow_clone()))).collect()
             };
-            let file = checkpoint::dir(run).join(&meta.tensors);
-            let here = || format!("checkpoint '{}'", file.display());
+            let here = || format!("checkpoint '{file}'");
             learner.load_state(&pick("model.")).with_context(here)?;
             learner.load_extra_state(&meta.extra["learner"]).with_context(here)?;
             let params = learner.parameters();
@@ -179,7 +222,7 @@ pub fn fit<L: Learner>(
                 eprintln!("resuming '{}' at step {} (epoch {}, batch {})", run.display(), meta.step, meta.epoch + 1, meta.batch);
             }
         }
-    } else if checkpoint::dir(run).join("checkpoint.json").exists() {
+    } else if store.holds() {
         bail!("'{}' already holds a checkpoint: pass --resume to continue it, or choose another directory", run.display());
     }
     std::fs::create_dir_all(run).with_context(|| format!("cannot create '{}'", run.display()))?;
@@ -210,7 +253,7 @@ pub fn fit<L: Learner>(
             extra: serde_json::json!({"optimizer_steps": opt.steps, "summary": summary, "learner": learner.extra_state()}),
             sha256: None,
         };
-        checkpoint::save(run, &meta, &tensors)
+        store.save(&meta, &tensors)
     };
     let _armed = crate::util::signals::arm();
     let mut window = (Instant::now(), 0usize, 0.0f64, 0usize); // (since, images, loss sum, steps)
