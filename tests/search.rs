@@ -28,10 +28,14 @@ fn dnas(args: &[&str]) -> Command {
 }
 
 fn train_cmd(run: &Path, space: &Path, extra: &[&str]) -> Command {
+    train_cmd_with(run, &root().join("models/fmnist_teacher.onnx"), space, extra)
+}
+
+fn train_cmd_with(run: &Path, teacher: &Path, space: &Path, extra: &[&str]) -> Command {
     let mut c = dnas(&["train", "--run"]);
     c.arg(run)
         .arg("--teacher")
-        .arg(root().join("models/fmnist_teacher.onnx"))
+        .arg(teacher)
         .arg("--space")
         .arg(space)
         .args(["--train-subset", "640", "--batch", "32", "--epochs", "2", "--held-out", "512", "--seed", "5"])
@@ -259,4 +263,90 @@ fn shipped_spaces_load_and_fit_their_teachers() {
     let bad = std::fs::read_to_string(root().join("models/spaces/fmnist_small.json")).unwrap().replacen("\"cut\": 4", "\"cut\": 9", 1);
     let e = format!("{:#}", dnas::search::run::resolve_with_teacher(&SearchSpace::parse(&bad).unwrap(), &teacher).unwrap_err());
     assert!(e.contains("blocks[3].cut") && e.contains("#9"), "{e}");
+}
+
+/// The shipped teacher as a TensorFlow converter would write it: an NHWC input with a fixed batch
+/// of 1 (a Transpose NHWC → NCHW in front of the original graph); with `bake_batch`, also a
+/// Reshape of the logits to [1, 10], which no other batch can run.
+fn nhwc_teacher(path: &Path, bake_batch: bool) {
+    use dnas::ir::{Dim, Node, Op, Tensor};
+    let mut g = dnas::onnx::read_file(&root().join("models/fmnist_teacher.onnx")).unwrap();
+    let input = g.inputs[0].name.clone();
+    let nhwc = format!("{input}_nhwc");
+    g.nodes.insert(
+        0,
+        Node {
+            name: "to_nchw".into(),
+            op: Op::Transpose { perm: Some(vec![0, 3, 1, 2]) },
+            inputs: vec![nhwc.clone()],
+            outputs: vec![input],
+        },
+    );
+    g.inputs[0].name = nhwc;
+    g.inputs[0].shape = Some([1, 28, 28, 1].map(Dim::Fixed).to_vec());
+    if bake_batch {
+        let out = g.outputs[0].name.clone();
+        let baked = format!("{out}_pre");
+        for n in &mut g.nodes {
+            for o in &mut n.outputs {
+                if *o == out {
+                    *o = baked.clone();
+                }
+            }
+        }
+        g.initializers.insert("baked_shape".into(), Tensor::i64(vec![2], vec![1, 10]));
+        g.nodes.push(Node {
+            name: "bake".into(),
+            op: Op::Reshape { allowzero: false },
+            inputs: vec![baked, "baked_shape".into()],
+            outputs: vec![out],
+        });
+    }
+    for o in &mut g.outputs {
+        if let Some(d) = o.shape.as_mut().and_then(|s| s.first_mut()) {
+            *d = Dim::Fixed(1);
+        }
+    }
+    let opts = dnas::onnx::WriteOptions { batch_dim: None, ..Default::default() };
+    std::fs::write(path, dnas::onnx::write_model(&g, &opts).unwrap()).unwrap();
+}
+
+#[test]
+fn nhwc_fixed_batch_teachers_train_and_rank_as_their_nchw_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = dir.path().join("space.json");
+    std::fs::write(&space, TINY_SPACE).unwrap();
+    let short = ["--max-steps", "6"];
+    let reference = dir.path().join("nchw");
+    ok(train_cmd(&reference, &space, &short));
+    ok(dnas(&["evaluate", "--run", reference.to_str().unwrap(), "--batches", "1", "--threads", "1"]));
+    // Batch-agnostic inside (the batch made symbolic), and baked into a Reshape (run in chunks of 1).
+    for (name, bake, note) in [("nhwc", false, "made symbolic"), ("baked", true, "1 image at a time")] {
+        let teacher = dir.path().join(format!("{name}.onnx"));
+        nhwc_teacher(&teacher, bake);
+        let run = dir.path().join(name);
+        let out = train_cmd_with(&run, &teacher, &space, &short).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {err}");
+        assert!(err.contains("NHWC input") && err.contains(note), "{name}: the adaptation is not reported: {err}");
+        ok(dnas(&["evaluate", "--run", run.to_str().unwrap(), "--batches", "1", "--threads", "1"]));
+        for k in 0..2 {
+            let done = |r: &Path| -> serde_json::Value {
+                serde_json::from_str(&std::fs::read_to_string(r.join(format!("blocks/{k}/done.json"))).unwrap()).unwrap()
+            };
+            if !bake {
+                // The symbolic batch runs the same kernels on the same batches: the same bits.
+                let w = |r: &Path| std::fs::read(r.join(format!("blocks/{k}/weights.safetensors"))).unwrap();
+                assert!(w(&reference) == w(&run), "{name}, block {k}: other weights than with the NCHW teacher");
+                let ids = |r: &Path| ranking(r, k).candidates.iter().map(|c| format!("{} {}", c.id, c.score)).collect::<Vec<_>>();
+                assert_eq!(ids(&reference), ids(&run), "{name}, block {k}: another ranking");
+            } else {
+                // Chunks of 1 run other convolution kernels than batches of 32: the teacher's
+                // features agree to float rounding (the held-out loss of the untrained block),
+                // while Adam's sign-like steps on near-zero gradients let the weights drift apart.
+                let (a, b) = (done(&reference)["held_out_mse"][0].as_f64().unwrap(), done(&run)["held_out_mse"][0].as_f64().unwrap());
+                assert!((a - b).abs() <= 1e-5 * a.abs(), "{name}, block {k}: held-out loss before training {b} vs {a}");
+            }
+        }
+    }
 }

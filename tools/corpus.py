@@ -12,6 +12,8 @@ producer, opset, how it was made, the input shape to check it with):
   <arch>_nhwc_b1.onnx            an NHWC model with a fixed batch of 1 (the TF-converter layout)
   paddle_ppocr_cls.onnx          PaddleOCR's text-direction classifier as Paddle2ONNX wrote it,
                                  shipped inside the rapidocr-onnxruntime wheel (PyPI)
+  tf_*.onnx                      Keras applications converted by tf2onnx (tools/corpus_tf.py, run in
+                                 its own venv $DNAS_HOME/tf-venv: TensorFlow and torch apart)
 --quick: the subset `tools/test.sh` builds for tests/corpus.rs (one model of each kind: legacy
 opsets 7 and 10, a Split at opset 9, an NHWC fixed batch, Paddle2ONNX).
 Idempotent: existing files are kept.
@@ -32,6 +34,7 @@ OPSETS = [9, 11, 12, 13, 17, 20]  # 20: the TorchScript exporter's last
 # it) and up to 21.
 DOWN = [(9, 7), (9, 8), (11, 10), (20, 21)]
 RAPIDOCR = "rapidocr-onnxruntime==1.4.4"
+TF_PACKAGES = ["tensorflow-cpu==2.21.0", "tf2onnx==1.17.0", "onnx"]
 PADDLE_CLS = "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx"
 
 
@@ -60,6 +63,22 @@ def export(m, path, opset, shape, dynamic=True):
     axes = {"input": {0: "N"}, "logits": {0: "N"}} if dynamic else None
     torch.onnx.export(m, x, path, opset_version=opset, input_names=["input"], output_names=["logits"],
                       dynamic_axes=axes, dynamo=False)
+
+
+def tf_models(out):
+    """The TensorFlow-converter entries (tools/corpus_tf.py in $DNAS_HOME/tf-venv, made on first use)."""
+    venv = os.path.join(HOME, "tf-venv")
+    py = os.path.join(venv, "bin", "python")
+    stamp = os.path.join(venv, "dnas-packages.txt")
+    want = "\n".join(TF_PACKAGES)
+    if not os.path.exists(stamp) or open(stamp).read() != want:
+        print(f"[corpus] creating {venv} ({', '.join(TF_PACKAGES)})", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+        subprocess.run([py, "-m", "pip", "install", "-q", *TF_PACKAGES], check=True)
+        with open(stamp, "w") as f:
+            f.write(want)
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus_tf.py")
+    return json.loads(subprocess.run([py, script, out], check=True, stdout=subprocess.PIPE).stdout)
 
 
 def main():
@@ -119,6 +138,8 @@ def main():
                 o.write(z.read(PADDLE_CLS))
     add(f, f"PaddleOCR text-direction classifier (MobileNetV3), from the {RAPIDOCR} wheel", [1, 3, 48, 192],
         mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5])
+    if not a.quick:
+        entries.extend(tf_models(a.out))
     with open(os.path.join(a.out, "corpus.json"), "w") as o:
         json.dump(entries, o, indent=1)
     print(f"[corpus] {len(entries)} models in {a.out}", file=sys.stderr)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The public teacher corpus (tools/corpus.py: torchvision architectures exported at opsets
 # 9–17 and taken down to 7–10 with onnx's version converter, NHWC fixed-batch variants, and
-# PaddleOCR's classifier as Paddle2ONNX wrote it), each through `dnas teacher inspect` and
+# PaddleOCR's classifier as Paddle2ONNX wrote it, Keras applications through tf2onnx), each through `dnas teacher inspect` and
 # `dnas teacher check` on the setup's 20 labelled ImageNet photos (tch vs ORT vs tract, IR
 # round trip). Prints the README's table (markdown) and writes $OUT/report.json.
 #   tools/corpus.sh            # OUT=$DNAS_HOME/corpus

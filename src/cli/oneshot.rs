@@ -139,7 +139,7 @@ pub fn resolve_space(space: &Path, teacher: Option<&Path>) -> Result<Resolved> {
     let s = SearchSpace::load(space)?;
     match teacher {
         Some(t) => {
-            let g = crate::onnx::read_file(t)?;
+            let g = crate::teacher::layout::for_training(crate::onnx::read_file(t)?, &format!("teacher '{}'", t.display()))?;
             crate::search::run::resolve_with_teacher(&s, &g)
                 .with_context(|| format!("space '{}' on teacher '{}'", space.display(), t.display()))
         }

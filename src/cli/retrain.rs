@@ -82,8 +82,8 @@ pub fn retrain(a: RetrainArgs) -> Result<Outcome> {
 
 /// The KD teacher as a frozen executor, checked against the child's input and classes.
 pub(super) fn load_teacher(path: &Path, arch: &Arch, device: &str) -> Result<Executor> {
-    let g = crate::onnx::read_file(path)?;
     let what = || format!("teacher '{}'", path.display());
+    let g = crate::teacher::layout::for_training(crate::onnx::read_file(path)?, &what())?;
     let shapes = crate::ir::fixed_input_shapes(&g, 1).with_context(what)?;
     let input = g.data_inputs().next().with_context(|| format!("teacher '{}' has no input", path.display()))?;
     let dims = shapes.get(&input.name).cloned().unwrap_or_default();

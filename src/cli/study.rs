@@ -347,6 +347,7 @@ fn open_space(space: &Path, teacher: &Path) -> Result<(crate::space::Resolved, S
     let s = SearchSpace::load(space)?;
     let bytes = std::fs::read(teacher).with_context(|| format!("cannot read teacher '{}'", teacher.display()))?;
     let g = crate::onnx::read_model(&bytes).with_context(|| format!("'{}'", teacher.display()))?;
+    let g = crate::teacher::layout::for_training(g, &format!("teacher '{}'", teacher.display()))?;
     let r = resolve_with_teacher(&s, &g).with_context(|| format!("space '{}' on teacher '{}'", space.display(), teacher.display()))?;
     Ok((r, sha256_hex(&bytes)))
 }

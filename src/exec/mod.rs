@@ -99,7 +99,47 @@ impl Executor {
 
     /// Runs the graph. `inputs` are moved to the executor's device; the result holds every graph
     /// output and every tensor named in `taps`. Intermediates are freed after their last use.
+    /// A graph whose only data input fixes its batch (a model that bakes it into its Reshapes)
+    /// runs any other batch in chunks of its size, the last padded by repeating its last image.
     pub fn run(&self, inputs: &[(&str, &tch::Tensor)], taps: &[&str]) -> Result<HashMap<String, tch::Tensor>> {
+        let data: Vec<&crate::ir::ValueInfo> = self.graph.data_inputs().collect();
+        let fixed = match data.as_slice() {
+            [vi] => match vi.shape.as_deref() {
+                Some([crate::ir::Dim::Fixed(b), ..]) if *b > 0 => Some((vi.name.as_str(), *b as i64)),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some((name, b)) = fixed else { return self.run_once(inputs, taps) };
+        let Some((_, x)) = inputs.iter().find(|(n, _)| *n == name) else { return self.run_once(inputs, taps) };
+        let n = x.size().first().copied().unwrap_or(b);
+        if n == b || n == 0 || x.dim() == 0 {
+            return self.run_once(inputs, taps);
+        }
+        let mut parts: HashMap<String, Vec<tch::Tensor>> = HashMap::new();
+        for start in (0..n).step_by(b as usize) {
+            let len = b.min(n - start);
+            let mut chunk = x.f_narrow(0, start, len)?;
+            if len < b {
+                let last = x.f_narrow(0, n - 1, 1)?.f_expand([b - len].iter().chain(&x.size()[1..]).copied().collect::<Vec<_>>(), false)?;
+                chunk = tch::Tensor::f_cat(&[chunk, last], 0)?;
+            }
+            let ins: Vec<(&str, &tch::Tensor)> = inputs.iter().map(|(k, t)| if *k == name { (*k, &chunk) } else { (*k, *t) }).collect();
+            for (k, v) in self.run_once(&ins, taps)? {
+                parts.entry(k).or_default().push(v);
+            }
+        }
+        parts
+            .into_iter()
+            .map(|(k, vs)| {
+                let batched = vs.iter().all(|v| v.dim() > 0 && v.size()[0] == b);
+                let v = if batched { tch::Tensor::f_cat(&vs, 0)?.f_narrow(0, 0, n)? } else { vs[0].shallow_clone() };
+                Ok((k, v))
+            })
+            .collect()
+    }
+
+    fn run_once(&self, inputs: &[(&str, &tch::Tensor)], taps: &[&str]) -> Result<HashMap<String, tch::Tensor>> {
         let _guard = tch::no_grad_guard();
         let mut env: HashMap<String, tch::Tensor> = HashMap::new();
         for vi in self.graph.data_inputs() {

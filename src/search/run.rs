@@ -114,6 +114,11 @@ impl RunDir {
         // Fail before writing anything (and not in the middle of training) when the teacher is
         // unreadable or the space does not fit it.
         let graph = crate::onnx::read_model(&tbytes).with_context(|| format!("teacher '{}'", teacher.display()))?;
+        let what = format!("teacher '{}'", teacher.display());
+        let (graph, adapted) = crate::teacher::layout::adapt(graph, &what)?;
+        if let Some(note) = adapted.describe() {
+            eprintln!("{what}: {note}");
+        }
         resolve_with_teacher(&parsed, &graph).with_context(|| format!("space '{}' on teacher '{}'", space.display(), teacher.display()))?;
         std::fs::create_dir_all(root).with_context(|| format!("cannot create '{}'", root.display()))?;
         write_atomic(&root.join("teacher.onnx"), &tbytes)?;
@@ -154,7 +159,8 @@ impl RunDir {
         if sha256_hex(&bytes) != self.record.teacher.sha256 {
             bail!("'{}' changed since the run was created (sha256 differs from run.json)", p.display());
         }
-        crate::onnx::read_model(&bytes).with_context(|| format!("'{}'", p.display()))
+        let g = crate::onnx::read_model(&bytes).with_context(|| format!("'{}'", p.display()))?;
+        crate::teacher::layout::for_training(g, &format!("teacher '{}'", p.display()))
     }
 
     pub fn space(&self) -> Result<SearchSpace> {

@@ -53,6 +53,19 @@ pub fn inspect(g: &Graph, input_shape: Option<Vec<usize>>, cuts: Option<&[String
     let cost = count(g, &facts);
     let (cuts, cuts_source) = match cuts {
         Some(names) => (named_cuts(g, &facts, names)?, "user"),
+        // An NHWC teacher is cut as the search sees it (`layout::for_training`: fed NCHW, its
+        // converter's input Transpose cancelled), so the indices are the ones a space uses.
+        None if crate::teacher::check::InputConvention::of(g).nhwc && input_shape.len() == 4 => {
+            let mut fixed = g.clone();
+            crate::teacher::check::set_input_shape(&mut fixed, &input_shape)?;
+            let adapted = crate::teacher::layout::for_training(fixed, "the model")?;
+            let [n, h, w, c] = [input_shape[0], input_shape[1], input_shape[2], input_shape[3]];
+            let mut shapes = fixed_input_shapes(&adapted, n)?;
+            if let Some(i) = adapted.data_inputs().next() {
+                shapes.insert(i.name.clone(), vec![n, c, h, w]);
+            }
+            (auto_cuts(&adapted, &infer(&adapted, &shapes)?)?, "auto, NCHW as the search feeds it")
+        }
         None => (auto_cuts(g, &facts)?, "auto"),
     };
     Ok(Inspection {

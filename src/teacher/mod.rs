@@ -4,3 +4,4 @@ pub mod check;
 pub mod convert;
 pub mod cuts;
 pub mod inspect;
+pub mod layout;
