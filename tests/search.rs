@@ -350,3 +350,69 @@ fn nhwc_fixed_batch_teachers_train_and_rank_as_their_nchw_original() {
         }
     }
 }
+
+/// timm's MBConv arithmetic, written out independently of dnas's builder: (MACs, and the extra
+/// operations DNA's reference `flops_counter.py` adds — BatchNorm 2 per element, conv biases,
+/// pooling 1 per input element).
+fn timm_count(a: &Arch) -> (u64, u64) {
+    let (mut macs, mut extra) = (0u64, 0u64);
+    let (mut h, mut c) = (a.input[1].div_ceil(a.stem.stride) as u64, a.stem.channels as u64);
+    macs += 3 * 9 * c * h * h;
+    extra += 2 * c * h * h;
+    let mut mb = |cin: u64, cout: u64, k: u64, e: u64, s: u64, h: u64| -> u64 {
+        let mid = cin * e;
+        if e != 1 {
+            macs += cin * mid * h * h;
+            extra += 2 * mid * h * h;
+        }
+        let ho = h.div_ceil(s);
+        let se = (cin / 4).max(1);
+        macs += k * k * mid * ho * ho + 2 * mid * se + mid * cout * ho * ho;
+        extra += 2 * mid * ho * ho + mid * ho * ho + se + mid + 2 * cout * ho * ho;
+        ho
+    };
+    let op = |o: &str| -> (u64, u64) {
+        let p: Vec<u64> = o.split('_').skip(1).map(|t| t[1..].parse().unwrap()).collect();
+        (p[0], p[1])
+    };
+    for l in &a.stem.layers {
+        let (k, e) = op(serde_json::to_value(l.op).unwrap().as_str().unwrap());
+        h = mb(c, l.out as u64, k, e, 1, h);
+        c = l.out as u64;
+    }
+    for b in &a.blocks {
+        for (i, l) in b.layers.iter().enumerate() {
+            let (k, e) = op(serde_json::to_value(l).unwrap().as_str().unwrap());
+            h = mb(c, b.out as u64, k, e, if i == 0 { b.stride as u64 } else { 1 }, h);
+            c = b.out as u64;
+        }
+    }
+    let head = a.head.channels as u64;
+    macs += c * head * h * h + head * a.classes as u64;
+    extra += 2 * head * h * h + head * h * h;
+    (macs, extra)
+}
+
+#[test]
+fn published_dna_architectures_count_the_papers_params_and_macs() {
+    // The DNA paper's table (Li et al., CVPR 2020): params, MACs.
+    let paper = [("a", 4.2e6, 348e6), ("b", 4.9e6, 394e6), ("c", 5.3e6, 466e6), ("d", 6.4e6, 611e6)];
+    for (k, p_params, p_macs) in paper {
+        let arch = Arch::load(&root().join(format!("models/archs/dna_{k}.json"))).unwrap();
+        let g = build_child(&arch, 0).unwrap();
+        let (params, macs) = graph_cost(&g).unwrap();
+        let (timm_macs, extra) = timm_count(&arch);
+        // The child network dnas builds is timm's: the same multiply-accumulates, exactly.
+        assert_eq!(macs, timm_macs, "DNA-{k}: dnas counts {macs} MACs, timm's MBConv arithmetic {timm_macs}");
+        let dev = |x: f64, y: f64| 100.0 * (x / y - 1.0);
+        eprintln!(
+            "DNA-{k}: params {params} ({:+.1}% vs the paper), MACs {macs} ({:+.1}%), with the reference counter's BN/bias/pool \
+             operations {} ({:+.1}%)",
+            dev(params as f64, p_params),
+            dev(macs as f64, p_macs),
+            macs + extra,
+            dev((macs + extra) as f64, p_macs)
+        );
+        assert!(dev(params as f64, p_params).abs() <= 3.0, "DNA-{k}: {params} parameters, the paper {p_params}");
+    }
+}
