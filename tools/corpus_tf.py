@@ -63,7 +63,7 @@ def main():
         mo = onnx.load(path, load_external_data=False)
         entries.append({
             "file": file,
-            "producer": f"{mo.producer_name} {mo.producer_version}".strip(),
+            "producer": f"{mo.producer_name} {mo.producer_version}".replace(" None", "").strip(),
             "opset": next(o.version for o in mo.opset_import if o.domain in ("", "ai.onnx")),
             "how": f"keras.applications.{app} {kwargs} (TensorFlow {tf.__version__}), tf2onnx {tf2onnx.__version__}, "
                    + ("fixed batch 1" if batch else "dynamic batch") + ", NHWC",

@@ -84,10 +84,13 @@ fn is_depthwise(g: &Graph, facts: &Facts, node_index: usize) -> bool {
 /// Block outputs: candidate cut points, in network order.
 pub fn block_outputs(g: &Graph, facts: &Facts) -> Result<Vec<CutPoint>> {
     let h0 = input_height(g, facts)?;
+    let w0 = g.data_inputs().next().and_then(|i| facts.get(&i.name)).map_or(h0, |f| f.shape[3]);
     let mut groups: Vec<(CutPoint, bool)> = Vec::new();
     for (k, v) in articulation_points(g, facts) {
         let shape = facts[&v].shape.clone();
-        if shape.len() != 4 || shape[2] <= 1 || h0 % shape[2] != 0 {
+        // A feature map scales both spatial axes alike ([N, H, W, C] values of an NHWC
+        // converter's preprocessing, read as NCHW, do not).
+        if shape.len() != 4 || shape[2] <= 1 || h0 % shape[2] != 0 || shape[3] * h0 != w0 * shape[2] {
             continue;
         }
         let internal = is_depthwise(g, facts, k) || feeds_depthwise(g, facts, &v);
