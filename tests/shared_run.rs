@@ -67,14 +67,20 @@ fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn one_trainer_per_block_and_a_dead_holder_is_taken_over() {
+/// Two identical runs of the tiny space, (temporary dir, "shared", "alone").
+fn two_runs() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let space = dir.path().join("space.json");
     std::fs::write(&space, TINY_SPACE).unwrap();
     let (shared, alone) = (dir.path().join("shared"), dir.path().join("alone"));
     create(&shared, &space);
     create(&alone, &space);
+    (dir, shared, alone)
+}
+
+#[test]
+fn one_trainer_per_block_and_a_dead_holder_is_taken_over() {
+    let (_dir, shared, alone) = two_runs();
 
     // The uninterrupted reference.
     let out = train(&alone, &[]).output().unwrap();
@@ -109,12 +115,7 @@ fn one_trainer_per_block_and_a_dead_holder_is_taken_over() {
 
 #[test]
 fn a_block_interrupted_in_one_grouping_resumes_in_any_other() {
-    let dir = tempfile::tempdir().unwrap();
-    let space = dir.path().join("space.json");
-    std::fs::write(&space, TINY_SPACE).unwrap();
-    let (shared, alone) = (dir.path().join("shared"), dir.path().join("alone"));
-    create(&shared, &space);
-    create(&alone, &space);
+    let (_dir, shared, alone) = two_runs();
     let out = train_blocks(&alone, &[], &[]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
