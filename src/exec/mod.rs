@@ -46,6 +46,8 @@ pub struct Executor {
     unfused: Plan,
     /// Fused convolutions by node index (CPU; see [`fused`]).
     fused: HashMap<usize, fused::FusedConv>,
+    /// The only data input and the batch it fixes, if it does: other batches run in chunks.
+    fixed_batch: Option<(String, i64)>,
 }
 
 impl Executor {
@@ -86,7 +88,15 @@ impl Executor {
                 }
             }
         }
-        Ok(Executor { graph, device, consts, plan, unfused, fused })
+        let data: Vec<&crate::ir::ValueInfo> = graph.data_inputs().collect();
+        let fixed_batch = match data.as_slice() {
+            [vi] => match vi.shape.as_deref() {
+                Some([crate::ir::Dim::Fixed(b), ..]) if *b > 0 => Some((vi.name.clone(), *b as i64)),
+                _ => None,
+            },
+            _ => None,
+        };
+        Ok(Executor { graph, device, consts, plan, unfused, fused, fixed_batch })
     }
 
     pub fn device(&self) -> Device {
@@ -102,15 +112,7 @@ impl Executor {
     /// A graph whose only data input fixes its batch (a model that bakes it into its Reshapes)
     /// runs any other batch in chunks of its size, the last padded by repeating its last image.
     pub fn run(&self, inputs: &[(&str, &tch::Tensor)], taps: &[&str]) -> Result<HashMap<String, tch::Tensor>> {
-        let data: Vec<&crate::ir::ValueInfo> = self.graph.data_inputs().collect();
-        let fixed = match data.as_slice() {
-            [vi] => match vi.shape.as_deref() {
-                Some([crate::ir::Dim::Fixed(b), ..]) if *b > 0 => Some((vi.name.as_str(), *b as i64)),
-                _ => None,
-            },
-            _ => None,
-        };
-        let Some((name, b)) = fixed else { return self.run_once(inputs, taps) };
+        let Some((name, b)) = self.fixed_batch.as_ref().map(|(n, b)| (n.as_str(), *b)) else { return self.run_once(inputs, taps) };
         let Some((_, x)) = inputs.iter().find(|(n, _)| *n == name) else { return self.run_once(inputs, taps) };
         let n = x.size().first().copied().unwrap_or(b);
         if n == b || n == 0 || x.dim() == 0 {
