@@ -12,6 +12,7 @@ use std::process::Command;
 use dnas::search::evaluate::{eval_counts, walk_prefixes, BlockRanking};
 use dnas::search::metric::DnaMetric;
 use dnas::space::arch::{build_child, graph_cost, Arch};
+use dnas::space::point::PointCost;
 use dnas::space::{resolve_standalone, SearchSpace};
 use dnas::supernet::BlockNet;
 
@@ -134,7 +135,7 @@ fn two_processes_equal_one_and_the_search_runs_end_to_end() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no architecture fits"), "{}", String::from_utf8_lossy(&out.stderr));
     let fixed = {
         let s = SearchSpace::parse(TINY_SPACE).unwrap();
-        dnas::search::choose::space_fixed_cost(&s).unwrap().1
+        dnas::search::choose::space_fixed_cost(&s, s.head_in()[0]).unwrap().1
     };
     let budget = fixed + (min + max) / 2;
     let out: serde_json::Value = serde_json::from_str(&ok(dnas(&[
@@ -241,14 +242,19 @@ fn shipped_spaces_load_and_fit_their_teachers() {
     let lite0 = dnas::onnx::read_file(&common::model("efficientnet_lite0.onnx")).unwrap();
     let r = dnas::search::run::resolve_with_teacher(&dna, &lite0).unwrap();
     let per_block: Vec<usize> = r.blocks.iter().map(|b| b.candidates()).collect();
-    assert_eq!(per_block, vec![36, 1296, 1296, 1296, 1296, 6]);
-    assert_eq!(per_block.iter().sum::<usize>(), 5226);
+    // Multi-cell: 2+3, 3+4, 3+4 layers; 3+4 at two widths; 4+5 at two widths; 1.
+    assert_eq!(per_block, vec![36 + 216, 216 + 1296, 216 + 1296, 2 * (216 + 1296), 2 * (1296 + 7776), 6]);
+    assert_eq!(per_block.iter().sum::<usize>(), 24_450);
     let widths: Vec<usize> = r.blocks.iter().map(|b| b.teacher_out_shape[0]).collect();
     assert_eq!(widths, vec![24, 40, 80, 112, 192, 320]);
-    // The supernet reads and writes the teacher's widths; the child keeps the space's.
-    assert_eq!(r.blocks[0].cells[0].layers[0].supernet.cin, 16);
-    assert_eq!(r.blocks[0].cells[0].layers[1].supernet.cout, 24);
-    assert_eq!(r.blocks[0].cells[0].layers[1].child.cout, 48);
+    // The supernet reads and writes the teacher's widths; the child keeps the cell's.
+    let c = &r.blocks[3].cells[0];
+    assert_eq!((c.layers[0].supernet.cin, c.layers[0].supernet.cout, c.layers[2].supernet.cout), (80, 96, 112));
+    assert_eq!((c.layers[0].child.cin, c.layers[2].child.cout), (80, 96));
+    // Block boundaries whose width the previous choice sets.
+    assert_eq!(r.blocks[4].in_widths, vec![96, 112]);
+    assert_eq!(r.blocks[5].in_widths, vec![160, 192]);
+    assert_eq!(dna.varied_outs().map(|(n, _)| n), Some("stage5"));
 
     let small = SearchSpace::load(&root().join("models/spaces/fmnist_small.json")).unwrap();
     let teacher = dnas::onnx::read_file(&root().join("models/fmnist_teacher.onnx")).unwrap();
@@ -397,6 +403,9 @@ fn timm_count(a: &Arch) -> (u64, u64) {
 fn published_dna_architectures_count_the_papers_params_and_macs() {
     // The DNA paper's table (Li et al., CVPR 2020): params, MACs.
     let paper = [("a", 4.2e6, 348e6), ("b", 4.9e6, 394e6), ("c", 5.3e6, 466e6), ("d", 6.4e6, 611e6)];
+    let space = SearchSpace::load(&root().join("models/spaces/dna_efficientnet.json")).unwrap();
+    let lite0 = dnas::onnx::read_file(&common::model("efficientnet_lite0.onnx")).unwrap();
+    let r = dnas::search::run::resolve_with_teacher(&space, &lite0).unwrap();
     for (k, p_params, p_macs) in paper {
         let arch = Arch::load(&root().join(format!("models/archs/dna_{k}.json"))).unwrap();
         let g = build_child(&arch, 0).unwrap();
@@ -414,5 +423,10 @@ fn published_dna_architectures_count_the_papers_params_and_macs() {
             dev((macs + extra) as f64, p_macs)
         );
         assert!(dev(params as f64, p_params).abs() <= 3.0, "DNA-{k}: {params} parameters, the paper {p_params}");
+        // A member of the shipped space (bound to the real Lite0 teacher it is searched with),
+        // whose cost there — first layers at the width the previous cell writes — is the child's.
+        let point = r.point_of(&arch).unwrap_or_else(|e| panic!("DNA-{k}: {e:#}"));
+        assert_eq!(PointCost::new(&r).unwrap().cost(&r, &point).unwrap(), (params, macs), "DNA-{k}");
+        assert_eq!(arch.space, "dna_efficientnet@2");
     }
 }

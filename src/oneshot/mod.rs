@@ -65,6 +65,12 @@ const MAX_DRAWS: usize = 10_000;
 impl OneShotNet {
     pub fn new(space: &Resolved, budget: PathBudget, seed: u64, device: Device) -> Result<OneShotNet> {
         let s = &space.space;
+        if let Some((name, widths)) = s.varied_outs() {
+            bail!(
+                "block '{name}': its cells write different widths ({widths:?}); a one-shot network shares one set of layers and needs one \
+                 width per block boundary (give the cells one 'out', or search this space with dna)"
+            );
+        }
         let (stem_g, head_g) =
             fixed_graphs_seeded(&s.stem, &s.head, s.input, s.head_in(), s.classes, s.se, Rng::stream(seed, 0x57E4, 0).next_u64());
         let stem = Trainable::new(stem_g, device).context("one-shot stem")?;
@@ -417,6 +423,15 @@ mod tests {
         assert!((0..50).all(|s| b.cost(&b.sample(s).unwrap()).1 <= mid));
         let r = resolve_standalone(&SearchSpace::parse(SPACE).unwrap()).unwrap();
         assert!(OneShotNet::new(&r, PathBudget { max_macs: Some(1), max_params: None }, 0, Device::Cpu).is_err());
+    }
+
+    #[test]
+    fn cells_of_different_output_widths_are_refused_by_name() {
+        let mut space = SearchSpace::parse(SPACE).unwrap();
+        space.blocks[0].cells[0].out = Some(space.blocks[0].out + 2);
+        let r = resolve_standalone(&space).unwrap();
+        let e = format!("{:#}", OneShotNet::new(&r, PathBudget::default(), 0, Device::Cpu).err().expect("refused"));
+        assert!(e.contains(&format!("block '{}'", space.blocks[0].name)) && e.contains("one width per block boundary"), "{e}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::ir::builder::Builder;
 use crate::ir::{Graph, Op};
 use crate::onnx::export::deploy_bytes;
 use crate::onnx::WriteOptions;
-use crate::search::choose::LatencyLut;
+use crate::search::choose::{head_key, LatencyLut};
 use crate::space::arch::fixed_graphs;
 use crate::space::{LayerOp, LayerShape, Resolved};
 use crate::validate::latency::{measure, LatencyConfig, Target};
@@ -33,14 +33,17 @@ fn overhead_ms(s: [usize; 3], target: Target, cfg: LatencyConfig) -> Result<f64>
     p50(&b.finish(&[&y]), s, target, cfg)
 }
 
-/// Every (op, child shape) of `r` that is not a skip, keyed as selection looks them up.
+/// Every (op, child shape) of `r` that is not a skip, keyed as selection looks them up: a
+/// block's first layer at every width the previous block's cells may write.
 pub fn layer_keys(r: &Resolved) -> BTreeMap<String, (LayerOp, LayerShape)> {
     let mut out = BTreeMap::new();
     for b in &r.blocks {
         for c in &b.cells {
-            for slot in &c.layers {
-                for &op in slot.ops.iter().filter(|o| !o.is_skip()) {
-                    out.insert(slot.child.key(op), (op, slot.child));
+            for &cin in &b.in_widths {
+                for (slot, shape) in c.layers.iter().zip(r.space.child_cell_shapes(b.index, c.index, cin)) {
+                    for &op in slot.ops.iter().filter(|o| !o.is_skip()) {
+                        out.insert(shape.key(op), (op, shape));
+                    }
                 }
             }
         }
@@ -74,6 +77,18 @@ pub fn build_lut(r: &Resolved, target: Target, cfg: LatencyConfig, progress: &mu
     let stem_ms = p50(&stem_g, space.input, target, cfg).context("timing the stem")?;
     let head_ms = p50(&head_g, head_in, target, cfg).context("timing the head")?;
     let head_oh = overhead_ms(head_in, target, cfg)?;
+    // Where the last block's cells write different widths, the head is timed at each (selection
+    // swaps the one it reads into the fixed part).
+    let last_outs = space.out_widths(space.blocks.len().checked_sub(1));
+    if last_outs.len() > 1 {
+        for &w in &last_outs {
+            let at = space.head_in_from(w);
+            let (_, g) = fixed_graphs(&space.stem, &space.head, space.input, at, space.classes, space.se);
+            let ms = p50(&g, at, target, cfg).with_context(|| format!("timing the head at {w} channels"))?;
+            let oh = overhead_ms(at, target, cfg)?;
+            entries.insert(head_key(at), (ms - oh).max(0.0));
+        }
+    }
     let threads = match target {
         Target::Ort { threads, .. } => threads,
         Target::Tract => 1,

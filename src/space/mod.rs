@@ -73,6 +73,12 @@ pub struct Cell {
     /// Inner width of this cell (default: the block's width).
     #[serde(default)]
     pub width: Option<usize>,
+    /// Output channels of this cell in the child (default: the block's `out`). Where the cells of
+    /// a block differ in it, the next block's first layer reads whichever the chosen cell writes:
+    /// its cost depends on this block's choice, and selection accounts for that
+    /// ([`SearchSpace::out_widths`]).
+    #[serde(default)]
+    pub out: Option<usize>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -191,13 +197,84 @@ impl SearchSpace {
         s
     }
 
-    /// [c, h, w] entering the head (after the last block).
+    /// [c, h, w] entering the head (after the last block) when the last block writes its first
+    /// cell's width; [`SearchSpace::head_in_from`] for another.
     pub fn head_in(&self) -> [usize; 3] {
-        let mut cur = self.stem_out();
-        for b in &self.blocks {
-            cur = [b.out, ceil_div(cur[1], b.stride), ceil_div(cur[2], b.stride)];
+        let c = self.blocks.last().map_or(self.stem_out()[0], |b| self.cell_out(b, 0));
+        self.head_in_from(c)
+    }
+
+    /// [c, h, w] entering the head when the last block writes `c` channels.
+    pub fn head_in_from(&self, c: usize) -> [usize; 3] {
+        let hw = self.block_in_hw(self.blocks.len());
+        [c, hw[0], hw[1]]
+    }
+
+    /// Child height and width entering block `b` (`b` = number of blocks: the head's input).
+    pub fn block_in_hw(&self, b: usize) -> [usize; 2] {
+        let s = self.stem_out();
+        self.blocks[..b.min(self.blocks.len())].iter().fold([s[1], s[2]], |hw, bs| [ceil_div(hw[0], bs.stride), ceil_div(hw[1], bs.stride)])
+    }
+
+    /// Output channels of cell `c` of `block` in the child.
+    pub fn cell_out(&self, block: &BlockSpace, c: usize) -> usize {
+        block.cells.get(c).and_then(|cell| cell.out).unwrap_or(block.out)
+    }
+
+    /// Inner width of cell `c` of `block` in the child.
+    pub fn cell_width(&self, block: &BlockSpace, c: usize) -> usize {
+        block.cells.get(c).and_then(|cell| cell.width).or(block.width).unwrap_or(block.out)
+    }
+
+    /// The distinct output widths of block `b`'s cells, in the order the cells first write them
+    /// (for `b` = none, i.e. before the first block: the stem's width).
+    pub fn out_widths(&self, b: Option<usize>) -> Vec<usize> {
+        let Some(b) = b else { return vec![self.stem_out()[0]] };
+        let bs = &self.blocks[b];
+        let mut out = Vec::new();
+        for c in 0..bs.cells.len() {
+            let w = self.cell_out(bs, c);
+            if !out.contains(&w) {
+                out.push(w);
+            }
         }
-        cur
+        out
+    }
+
+    /// The input widths block `b`'s first layer may read: what the previous block's cells write.
+    pub fn in_widths(&self, b: usize) -> Vec<usize> {
+        self.out_widths(b.checked_sub(1))
+    }
+
+    /// The first block whose cells write different widths, with those widths (none: every block
+    /// has one interface width, as strategies with one shared network need).
+    pub fn varied_outs(&self) -> Option<(&str, Vec<usize>)> {
+        (0..self.blocks.len())
+            .map(|b| (b, self.out_widths(Some(b))))
+            .find(|(_, w)| w.len() > 1)
+            .map(|(b, w)| (self.blocks[b].name.as_str(), w))
+    }
+
+    /// Child shape of every layer of cell `c` of block `b` when the block's input has `cin`
+    /// channels: the first layer reads `cin` at the block's stride, the inner layers keep the
+    /// cell's width, the last writes the cell's output width.
+    pub fn child_cell_shapes(&self, b: usize, c: usize, cin: usize) -> Vec<LayerShape> {
+        let bs = &self.blocks[b];
+        let (width, out, n) = (self.cell_width(bs, c), self.cell_out(bs, c), bs.cells[c].layers);
+        let [mut h, mut w] = self.block_in_hw(b);
+        let mut shapes = Vec::with_capacity(n);
+        for l in 0..n {
+            let s = LayerShape {
+                cin: if l == 0 { cin } else { width },
+                cout: if l + 1 == n { out } else { width },
+                stride: if l == 0 { bs.stride } else { 1 },
+                h,
+                w,
+            };
+            (h, w) = s.out_hw();
+            shapes.push(s);
+        }
+        shapes
     }
 }
 
@@ -237,6 +314,10 @@ pub struct LayerSlot {
 pub struct ResolvedCell {
     pub index: usize,
     pub width: usize,
+    /// Output channels in the child.
+    pub out: usize,
+    /// `child` shapes are those for the block's first input width ([`ResolvedBlock::in_widths`]);
+    /// [`SearchSpace::child_cell_shapes`] gives them for another.
     pub layers: Vec<LayerSlot>,
 }
 
@@ -273,8 +354,11 @@ pub struct ResolvedBlock {
     pub teacher_in_shape: [usize; 3],
     pub teacher_out: String,
     pub teacher_out_shape: [usize; 3],
-    /// Child input [c, h, w] (previous block's output).
+    /// Child input [c, h, w] (previous block's output; c = the first of `in_widths`).
     pub child_in: [usize; 3],
+    /// Every width the previous block's cells may write (the stem's for block 0).
+    pub in_widths: Vec<usize>,
+    /// The block's default output width (`out` in the space; cells may override it).
     pub out: usize,
     pub stride: usize,
     pub lr: f64,
@@ -329,35 +413,29 @@ pub fn resolve(space: &SearchSpace, cut: &CutLookup) -> Result<Resolved> {
                 o_shape[2]
             );
         }
+        let in_widths = space.in_widths(b);
         let mut cells = Vec::new();
-        for (c, cs) in bs.cells.iter().enumerate() {
-            let width = cs.width.or(bs.width).unwrap_or(bs.out);
-            let n = cs.layers;
-            let (mut sh, mut sw) = (child_in[1], child_in[2]);
+        for c in 0..bs.cells.len() {
+            let width = space.cell_width(bs, c);
+            let n = bs.cells[c].layers;
+            // The same layers for every input width but the first layer's cin.
+            let alternatives: Vec<Vec<LayerShape>> = in_widths.iter().map(|&cin| space.child_cell_shapes(b, c, cin)).collect();
             let mut layers = Vec::new();
-            for l in 0..n {
-                let stride = if l == 0 { bs.stride } else { 1 };
+            for (l, &child) in alternatives[0].iter().enumerate() {
                 let last = l + 1 == n;
                 let supernet = LayerShape {
                     cin: if l == 0 { t_shape[0] } else { width },
                     cout: if last { o_shape[0] } else { width },
-                    stride,
+                    stride: child.stride,
                     h: if l == 0 { t_shape[1] } else { expect[0] },
                     w: if l == 0 { t_shape[2] } else { expect[1] },
                 };
-                let child = LayerShape {
-                    cin: if l == 0 { child_in[0] } else { width },
-                    cout: if last { bs.out } else { width },
-                    stride,
-                    h: sh,
-                    w: sw,
-                };
-                (sh, sw) = child.out_hw();
                 let same = |s: &LayerShape| s.stride == 1 && s.cin == s.cout;
-                let ops: Vec<LayerOp> = bs.ops.iter().copied().filter(|o| !o.is_skip() || (same(&supernet) && same(&child))).collect();
+                let skip_fits = same(&supernet) && alternatives.iter().all(|a| same(&a[l]));
+                let ops: Vec<LayerOp> = bs.ops.iter().copied().filter(|o| !o.is_skip() || skip_fits).collect();
                 layers.push(LayerSlot { ops, supernet, child });
             }
-            cells.push(ResolvedCell { index: c, width, layers });
+            cells.push(ResolvedCell { index: c, width, out: space.cell_out(bs, c), layers });
         }
         blocks.push(ResolvedBlock {
             index: b,
@@ -367,12 +445,13 @@ pub fn resolve(space: &SearchSpace, cut: &CutLookup) -> Result<Resolved> {
             teacher_out: o_name.clone(),
             teacher_out_shape: o_shape,
             child_in,
+            in_widths,
             out: bs.out,
             stride: bs.stride,
             lr: bs.lr,
             cells,
         });
-        child_in = [bs.out, ceil_div(child_in[1], bs.stride), ceil_div(child_in[2], bs.stride)];
+        child_in = [space.cell_out(bs, 0), ceil_div(child_in[1], bs.stride), ceil_div(child_in[2], bs.stride)];
         (t_name, t_shape) = (o_name, o_shape);
     }
     Ok(Resolved { space: space.clone(), blocks })

@@ -26,7 +26,7 @@ impl ResolvedBlock {
         let c = &self.cells[cell];
         ArchBlock {
             name: bs.name.clone(),
-            out: bs.out,
+            out: c.out,
             stride: bs.stride,
             width: c.width,
             layers: c.path_ops(path),
@@ -103,7 +103,7 @@ impl Resolved {
         let mut blocks = Vec::new();
         for (rb, ab) in self.blocks.iter().zip(&arch.blocks) {
             let found = rb.cells.iter().enumerate().find_map(|(c, cell)| {
-                if cell.layers.len() != ab.layers.len() || cell.width != ab.width {
+                if cell.layers.len() != ab.layers.len() || cell.width != ab.width || cell.out != ab.out {
                     return None;
                 }
                 let path: Option<Vec<usize>> =
@@ -112,7 +112,21 @@ impl Resolved {
             });
             match found {
                 Some(x) => blocks.push(x),
-                None => bail!("block '{}' of '{}' ({}) is not a candidate of the space", ab.name, arch.name, ab.candidate),
+                None => {
+                    let ops: Vec<String> = ab.layers.iter().map(|o| o.to_string()).collect();
+                    let cells: Vec<String> =
+                        rb.cells.iter().map(|c| format!("{} layers, width {}, out {}", c.layers.len(), c.width, c.out)).collect();
+                    bail!(
+                        "block '{}' of '{}' ({} layers, width {}, out {}: {}) is not a candidate of the space (its cells: {})",
+                        ab.name,
+                        arch.name,
+                        ab.layers.len(),
+                        ab.width,
+                        ab.out,
+                        if ab.candidate.is_empty() { ops.join("-") } else { ab.candidate.clone() },
+                        cells.join("; ")
+                    )
+                }
             }
         }
         Ok(Point { blocks })
@@ -147,39 +161,54 @@ pub fn arch_key(arch: &Arch) -> String {
 }
 
 /// Exact params and MACs of points of one space, BatchNorm folded as exported: the fixed part
-/// (stem, head, classifier) plus each layer's count, cached per layer shape.
+/// (stem, head, classifier) plus each layer's count, cached per layer shape. A block's first
+/// layer is counted at the width the previous block's chosen cell writes, and the head at the
+/// last block's.
 pub struct PointCost {
-    fixed: (u64, u64),
+    /// Per width entering the head.
+    fixed: HashMap<usize, (u64, u64)>,
+    /// The width `SearchSpace::head_in` gives (the last block's first cell's).
+    default_head: usize,
     cache: HashMap<String, (u64, u64)>,
 }
 
 impl PointCost {
     pub fn new(r: &Resolved) -> Result<PointCost> {
         let s = &r.space;
-        Ok(PointCost { fixed: fixed_cost(&s.stem, &s.head, s.input, s.head_in(), s.classes, s.se)?, cache: HashMap::new() })
+        let mut fixed = HashMap::new();
+        for w in s.out_widths(s.blocks.len().checked_sub(1)) {
+            fixed.insert(w, fixed_cost(&s.stem, &s.head, s.input, s.head_in_from(w), s.classes, s.se)?);
+        }
+        Ok(PointCost { fixed, default_head: s.head_in()[0], cache: HashMap::new() })
     }
 
-    /// (params, MACs) of the stem, head and classifier.
+    /// (params, MACs) of the stem, head and classifier when the last block writes its first
+    /// cell's width.
     pub fn fixed(&self) -> (u64, u64) {
-        self.fixed
+        self.fixed.get(&self.default_head).copied().unwrap_or_default()
     }
 
-    /// (params, MACs) of op `o` of one layer of the child.
+    /// (params, MACs) of op `o` of one layer of the child, at the block's first input width.
     pub fn layer(&mut self, r: &Resolved, slot: &super::LayerSlot, o: usize) -> Result<(u64, u64)> {
         layer_cost(slot.ops[o], &slot.child, r.space.se, &mut self.cache)
     }
 
     /// (params, MACs) of the child of `p`.
     pub fn cost(&mut self, r: &Resolved, p: &Point) -> Result<(u64, u64)> {
-        let (mut params, mut macs) = self.fixed;
+        let s = &r.space;
+        let (mut params, mut macs) = (0, 0);
+        let mut cin = s.stem_out()[0];
         for (b, (c, path)) in r.blocks.iter().zip(&p.blocks) {
-            for (slot, &o) in b.cells[*c].layers.iter().zip(path) {
-                let (lp, lm) = self.layer(r, slot, o)?;
+            let cell = &b.cells[*c];
+            for ((slot, &o), shape) in cell.layers.iter().zip(path).zip(s.child_cell_shapes(b.index, *c, cin)) {
+                let (lp, lm) = layer_cost(slot.ops[o], &shape, s.se, &mut self.cache)?;
                 params += lp;
                 macs += lm;
             }
+            cin = cell.out;
         }
-        Ok((params, macs))
+        let (fp, fm) = *self.fixed.get(&cin).ok_or_else(|| anyhow::anyhow!("no head cost for width {cin}"))?;
+        Ok((params + fp, macs + fm))
     }
 }
 
