@@ -20,6 +20,7 @@ fn root() -> PathBuf {
 
 /// Runs `dnas args`, its output into files under `dir`; returns (stdout, peak RSS in MiB) and
 /// fails with the command's stderr unless it exits 0.
+#[allow(clippy::zombie_processes)] // reaped by wait4, which also gives the child's own peak RSS
 fn step(dir: &Path, label: &str, args: &[&str]) -> (String, f64) {
     let (out, err) = (dir.join(format!("{label}.out")), dir.join(format!("{label}.err")));
     let t0 = std::time::Instant::now();
