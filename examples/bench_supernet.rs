@@ -1,5 +1,7 @@
-//! Supernet step benchmark (not a test): one training step of a block supernet of the embedded
-//! space (models/spaces/fmnist_small.json on the shipped teacher's shapes) in dnas — sample a path
+//! Supernet step benchmark (not a test): one training step of a block supernet of a space on its
+//! teacher's shapes (default the embedded models/spaces/fmnist_small.json on the shipped teacher;
+//! `--paper`: the DNA paper's models/spaces/dna_efficientnet.json on the real EfficientNet-Lite0
+//! at 224², every cell of the block) in dnas — sample a path
 //! per cell, forward, MSE to the target, backward, AdamW on the sampled ops — against the same
 //! step in PyTorch eager (tools/bench_supernet_ref.py: same layer shapes, the same sampled paths,
 //! batch and threads), measured in the same run. Reference rows: PyTorch default (NCHW) memory
@@ -12,13 +14,15 @@
 //! (median and best round), the paired ratios (median, range), and peak RSS of every process; on
 //! CUDA also the GPU memory of each process as nvidia-smi reports it and PyTorch's max allocated.
 //!
-//! Run: tools/bench_supernet.sh [--block I] [--batch B] [--steps N] [--rounds R] [--threads T] [--cuda] [--amp]
+//! Run: tools/bench_supernet.sh [--paper] [--block I] [--batch B] [--steps N] [--rounds R] [--threads T] [--cuda] [--amp]
 //! (`--amp`: CUDA autocast to float16 in both, forward and loss; no loss scaling in either.)
 
 mod common;
 
+use std::path::PathBuf;
+
 use anyhow::{bail, Context, Result};
-use common::interleave::{arg, check_params, device_from_flags, interleave, report, root, spawn_references, zero_grads};
+use common::interleave::{arg, check_params, device_from_flags, flag, interleave, report, root, spawn_references, zero_grads};
 use dnas::search::run::resolve_with_teacher;
 use dnas::space::SearchSpace;
 use dnas::supernet::BlockNet;
@@ -35,8 +39,14 @@ fn main() -> Result<()> {
     tch::set_num_threads(threads as i32);
     // DNAS_ROOT: the checkout, where a carried binary runs on another machine.
     let root = root();
-    let space = SearchSpace::load(&root.join("models/spaces/fmnist_small.json"))?;
-    let teacher = dnas::onnx::read_file(&root.join("models/fmnist_teacher.onnx"))?;
+    let (space, teacher) = if flag("--paper") {
+        let home = std::env::var("DNAS_HOME").context("--paper needs DNAS_HOME (tools/env.sh) for the Lite0 teacher")?;
+        (root.join("models/spaces/dna_efficientnet.json"), PathBuf::from(home).join("models/efficientnet_lite0.onnx"))
+    } else {
+        (root.join("models/spaces/fmnist_small.json"), root.join("models/fmnist_teacher.onnx"))
+    };
+    let space = SearchSpace::load(&space)?;
+    let teacher = dnas::onnx::read_file(&teacher).with_context(|| format!("teacher '{}'", teacher.display()))?;
     let r = resolve_with_teacher(&space, &teacher)?;
     let b = r.blocks.get(block).context("no such block")?;
     let net = BlockNet::new(b, space.se, 0, device)?;
