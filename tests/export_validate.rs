@@ -259,3 +259,90 @@ fn retrain_with_kd_writes_weights_that_export_reads_and_bad_inputs_name_the_file
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("wrong.onnx") && text(&o).contains("takes input"), "{}", text(&o));
 }
+
+/// `dnas validate` with a reference times ONNX Runtime targets in a child process whose two
+/// sessions share one intra-op pool (`dnas time-pair`), tract in the calling process, and
+/// `--timing sequential` as two blocks; the hidden child refuses what it cannot time, exit 2.
+#[test]
+fn interleaved_gate_times_ort_targets_in_a_child_with_one_shared_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = root().join("models/fmnist_searched.onnx");
+    let teacher = root().join("models/fmnist_teacher.onnx");
+    let budget = dir.path().join("budget.json");
+    let b = serde_json::json!({
+        "format": "dnas.budget", "version": 1, "name": "ratio", "reference": teacher,
+        "latency": [{"target": "ort-cpu-2t", "max_ratio": 100}, {"target": "tract", "max_ratio": 100}]
+    });
+    std::fs::write(&budget, b.to_string()).unwrap();
+    let run = |timing: &str| {
+        let report = dir.path().join(format!("report-{timing}.json"));
+        let o = dnas(&[
+            "validate",
+            model.to_str().unwrap(),
+            "--budget",
+            budget.to_str().unwrap(),
+            "--no-accuracy",
+            "--targets",
+            "ort-cpu-2t,tract",
+            "--warmup",
+            "1",
+            "--runs",
+            "5",
+            "--timing",
+            timing,
+            "--report",
+            report.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        r
+    };
+    let r = run("interleaved");
+    let rows = |key: &str| -> Vec<serde_json::Value> {
+        let v = if key == "model" { &r["latency"] } else { &r["reference"]["latency"] };
+        v.as_array().unwrap_or_else(|| panic!("report has no {key} latency rows: {r}")).clone()
+    };
+    for key in ["model", "reference"] {
+        let rows = rows(key);
+        let ort = rows.iter().find(|x| x["target"] == "ort-cpu-2t").unwrap_or_else(|| panic!("{key}: no ort-cpu-2t row: {r}"));
+        assert!(ort["timing"].as_str().unwrap().contains("in a process of their own"), "{key}: {ort}");
+        assert!(ort["optimization"].as_str().unwrap().contains("one intra-op pool shared with the reference"), "{key}: {ort}");
+        assert_eq!(ort["threads"], 2, "{key}: {ort}");
+        assert_eq!(ort["runs"], 5, "{key}: {ort}");
+        assert!(ort["p50_ms"].as_f64().unwrap() > 0.0, "{key}: {ort}");
+        let tract = rows.iter().find(|x| x["target"] == "tract").unwrap_or_else(|| panic!("{key}: no tract row: {r}"));
+        assert_eq!(tract["timing"], "interleaved with the reference (ABBA)", "{key}: tract is timed in the calling process");
+    }
+    let paired = &rows("model")[0]["paired_ratio"];
+    assert!(paired["p50"].as_f64().unwrap() > 0.0 && paired["p90"].as_f64() >= paired["p50"].as_f64(), "{paired}");
+    let r = run("sequential");
+    for row in r["latency"].as_array().unwrap() {
+        assert_eq!(row["timing"], "sequential (model, then reference)", "{row}");
+        assert!(row.get("paired_ratio").is_none(), "{row}");
+    }
+
+    // The child itself: tract is not its to time, and a corrupt model is named.
+    let child = |target: &str, m: &Path| {
+        dnas(&[
+            "time-pair",
+            "--model",
+            m.to_str().unwrap(),
+            "--reference",
+            teacher.to_str().unwrap(),
+            "--target",
+            target,
+            "--warmup",
+            "1",
+            "--runs",
+            "2",
+        ])
+    };
+    let o = child("tract", &model);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("tract has no ONNX Runtime thread pool"), "{}", text(&o));
+    let corrupt = dir.path().join("corrupt.onnx");
+    std::fs::write(&corrupt, &std::fs::read(&model).unwrap()[..200]).unwrap();
+    let o = child("ort-cpu-1t", &corrupt);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("corrupt.onnx") && !text(&o).contains("panicked"), "{}", text(&o));
+}

@@ -7,7 +7,8 @@
 # within each repetition so both see the same conditions.
 #
 # The ratio is the gate's own: sequential, p50 of the model / p50 of the reference; interleaved,
-# the median of the per-round ratios.
+# the median of the per-round ratios. Interleaved ONNX Runtime targets are timed as validate times
+# them: in a child process (`dnas time-pair`) whose two sessions share one intra-op thread pool.
 # Prints, per target and mode: the quiet median ratio, the hogged median and range, and how far
 # the hogged ratios move from the quiet median (mean |hog − quiet|). The gate holds when the
 # interleaved movement is well under the sequential one.

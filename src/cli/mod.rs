@@ -11,6 +11,7 @@ pub mod status;
 pub mod study;
 pub mod submit;
 mod teacher;
+pub mod time_pair;
 pub mod train;
 pub mod validate;
 
@@ -72,6 +73,10 @@ enum Command {
     /// Where a run directory stands: per block trained / training / ranked, checkpoints, holders,
     /// and the Slurm jobs that `dnas submit slurm` started.
     Status(status::StatusArgs),
+    /// Internal (started by `validate`): the interleaved timing of a model and its reference on one
+    /// ONNX Runtime target, in a process whose sessions share one thread pool; prints JSON.
+    #[command(hide = true)]
+    TimePair(time_pair::TimePairArgs),
 }
 
 /// Outcome of a command that ran to the end.
@@ -111,5 +116,6 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Outcome
         Command::Export(a) => retrain::export_cmd(a),
         Command::Validate(a) => validate::validate(a),
         Command::LatencyLut(a) => validate::latency_lut(a),
+        Command::TimePair(a) => time_pair::time_pair(a),
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Args;
 
+use super::time_pair::measure_pair_in_child;
 use super::train::DataArgs;
 use super::Outcome;
 use crate::data::loader::LoaderConfig;
@@ -53,10 +54,19 @@ pub struct ValidateArgs {
     json: bool,
 }
 
-fn input_shape_batch1(g: &crate::ir::Graph) -> Result<Vec<usize>> {
+pub(super) fn input_shape_batch1(g: &crate::ir::Graph) -> Result<Vec<usize>> {
     let shapes = crate::ir::fixed_input_shapes(g, 1)?;
     let input = g.data_inputs().next().context("the model has no input")?;
     shapes.get(&input.name).cloned().context("the model's input has no shape")
+}
+
+/// Whether an ONNX Runtime target's provider is in the loaded library (an unavailable one is
+/// reported by the in-process path without starting a process).
+fn ort_target_available(t: Target) -> Result<bool> {
+    match t {
+        Target::Ort { provider, .. } => provider.available(),
+        Target::Tract => Ok(false),
+    }
 }
 
 pub fn validate(a: ValidateArgs) -> Result<Outcome> {
@@ -115,8 +125,16 @@ pub fn validate(a: ValidateArgs) -> Result<Outcome> {
         let what = || format!("timing '{}' on {}", a.model.display(), t.label());
         match &reference {
             Some((rp, rb, rshape, ..)) => {
-                let (m, r) = measure_pair((&bytes, &shape), (rb, rshape), *t, cfg, a.timing)
-                    .with_context(|| format!("{} with its reference '{}'", what(), rp.display()))?;
+                // ONNX Runtime targets interleaved: in a child process whose two sessions share one
+                // thread pool (see time_pair.rs); tract and sequential timing: here.
+                let in_child = a.timing == Timing::Interleaved && matches!(t, Target::Ort { .. }) && ort_target_available(*t)?;
+                let (m, r) = if in_child {
+                    let exe = std::env::current_exe().context("cannot find the dnas executable to start its timing process")?;
+                    measure_pair_in_child(&exe, &a.model, rp, *t, cfg)
+                } else {
+                    measure_pair((&bytes, &shape), (rb, rshape), *t, cfg, a.timing)
+                }
+                .with_context(|| format!("{} with its reference '{}'", what(), rp.display()))?;
                 latency.push(m);
                 reference_rows.push(r);
             }
@@ -198,7 +216,9 @@ pub fn validate(a: ValidateArgs) -> Result<Outcome> {
         }
         if let Some((rp, ..)) = &reference {
             let how = match a.timing {
-                Timing::Interleaved => "interleaved run against run (ABBA); ratio = median of the per-round ratios",
+                Timing::Interleaved => {
+                    "interleaved run against run (ABBA; ORT targets in a process of their own, one thread pool for both models); ratio = median of the per-round ratios"
+                }
                 Timing::Sequential => "sequentially (all the model's runs, then all the reference's); ratio = of the p50s",
             };
             println!("ref: '{}', timed {how}", rp.display());

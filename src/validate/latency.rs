@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ort_rt::{OrtModel, OrtProvider};
 use super::tract_rt::TractModel;
@@ -71,7 +71,7 @@ impl Default for LatencyConfig {
 }
 
 /// One latency measurement with the settings it ran under.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LatencyRow {
     pub target: String,
     pub runtime: String,
@@ -93,12 +93,12 @@ pub struct LatencyRow {
     /// Interleaved timing only: percentiles of the per-round ratio model/reference (each round
     /// times one run of each within a millisecond or so, so a load on the machine lands on both
     /// and cancels). The budget's `max_ratio` lines use these when present.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paired_ratio: Option<PairedRatio>,
 }
 
 /// Percentiles of per-round model/reference time ratios.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct PairedRatio {
     pub p50: f64,
     pub p90: f64,

@@ -10,20 +10,54 @@ use ort::{environment::Environment, session::Session, value::Tensor};
 use super::Array;
 
 static ENV: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
+/// The intra-op threads of the environment's one shared pool, when it was created with one.
+static SHARED_POOL: OnceLock<usize> = OnceLock::new();
 
 /// The process-wide ORT environment (loads the library on first use).
 pub fn environment() -> Result<&'static Environment> {
+    ENV.get_or_init(|| create_environment(None)).as_ref().map_err(|e| anyhow!("{e}"))
+}
+
+/// Creates the process's ORT environment with one intra-op thread pool of `threads` (spinning
+/// as ORT does by default) that every session shares, instead of a pool per session. Must come
+/// before any other use of ORT in the process (ORT allows one environment per process): the
+/// interleaved latency timing runs its two sessions in a process of its own for this, since two
+/// pools on the same cores make the idle one's spinning workers slow the timed one.
+pub fn init_shared_pool_environment(threads: usize) -> Result<()> {
+    let mut created = false;
     ENV.get_or_init(|| {
-        let path = std::env::var("ORT_DYLIB_PATH")
-            .map_err(|_| "ORT_DYLIB_PATH is not set: run tools/setup.sh and source ~/.cache/dnas/env.sh".to_string())?;
-        if !std::path::Path::new(&path).exists() {
-            return Err(format!("ORT_DYLIB_PATH points to '{path}', which does not exist"));
-        }
-        let builder = ort::init_from(&path).map_err(|e| format!("cannot load ONNX Runtime from '{path}': {e}"))?;
-        builder.with_name("dnas").build().map_err(|e| format!("cannot create the ONNX Runtime environment: {e}"))
+        created = true;
+        create_environment(Some(threads))
     })
     .as_ref()
-    .map_err(|e| anyhow!("{e}"))
+    .map_err(|e| anyhow!("{e}"))?;
+    if !created {
+        bail!("the ONNX Runtime environment already exists in this process: a shared pool must be set up first");
+    }
+    let _ = SHARED_POOL.set(threads);
+    Ok(())
+}
+
+/// The intra-op threads of the shared pool, if the environment has one.
+pub fn shared_pool_threads() -> Option<usize> {
+    SHARED_POOL.get().copied()
+}
+
+fn create_environment(shared_pool: Option<usize>) -> std::result::Result<Environment, String> {
+    let path = std::env::var("ORT_DYLIB_PATH")
+        .map_err(|_| "ORT_DYLIB_PATH is not set: run tools/setup.sh and source ~/.cache/dnas/env.sh".to_string())?;
+    if !std::path::Path::new(&path).exists() {
+        return Err(format!("ORT_DYLIB_PATH points to '{path}', which does not exist"));
+    }
+    let mut builder = ort::init_from(&path).map_err(|e| format!("cannot load ONNX Runtime from '{path}': {e}"))?.with_name("dnas");
+    if let Some(threads) = shared_pool {
+        let pool = ort::environment::GlobalThreadPoolOptions::default()
+            .with_intra_threads(threads)
+            .and_then(|p| p.with_spin_control(true))
+            .map_err(|e| format!("ORT shared thread pool of {threads} thread(s): {e}"))?;
+        builder = builder.with_global_thread_pool(pool);
+    }
+    builder.build().map_err(|e| format!("cannot create the ONNX Runtime environment: {e}"))
 }
 
 /// Which ONNX Runtime execution provider runs a session.
@@ -81,7 +115,12 @@ impl OrtModel {
     pub fn with_options(bytes: &[u8], threads: usize, provider: OrtProvider, spinning: bool) -> Result<OrtModel> {
         let env = environment()?;
         let mut b = Session::builder(env).map_err(|e| anyhow!("ORT session builder: {e}"))?;
-        if threads > 0 {
+        if let Some(pool) = shared_pool_threads() {
+            // Sessions of a shared-pool environment have no threads of their own.
+            if threads > 0 && provider == OrtProvider::Cpu && threads != pool {
+                bail!("this process's ORT thread pool has {pool} thread(s), not the {threads} asked for");
+            }
+        } else if threads > 0 {
             b = b.with_intra_threads(threads).map_err(|e| anyhow!("ORT intra threads: {e}"))?;
         }
         if !spinning {
@@ -116,5 +155,20 @@ impl OrtModel {
             out.push(Array { shape: shape.iter().map(|&d| d as usize).collect(), data: data.to_vec() });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ORT has one environment per process: a shared pool asked for after it exists is refused,
+    /// never silently ignored (which would time two pools and call it one).
+    #[test]
+    fn a_shared_pool_after_the_environment_exists_is_refused() {
+        environment().expect("ONNX Runtime (tools/test.sh sets ORT_DYLIB_PATH)");
+        let e = init_shared_pool_environment(2).unwrap_err().to_string();
+        assert!(e.contains("already exists"), "{e}");
+        assert_eq!(shared_pool_threads(), None);
     }
 }
