@@ -100,26 +100,32 @@ fn fixed_batch_export_is_fully_supported_by_nnapi_and_coreml() {
     }
 }
 
-fn validate(budget: &str, dir: &Path) -> Output {
-    let b = dir.join("budget.json");
-    std::fs::write(&b, budget).unwrap();
+/// `dnas validate` of the shipped student against `budget`, no accuracy, 1 warm-up + 5 timed runs.
+fn validate_on(budget: &Path, targets: &str, extra: &[&str], report: &Path) -> Output {
     let model = root().join("models/fmnist_searched.onnx");
-    let report = dir.join("report.json");
-    dnas(&[
+    let mut args = vec![
         "validate",
         model.to_str().unwrap(),
         "--budget",
-        b.to_str().unwrap(),
+        budget.to_str().unwrap(),
         "--no-accuracy",
         "--targets",
-        "ort-cpu-1t,ort-xnnpack-1t",
+        targets,
         "--warmup",
         "1",
         "--runs",
         "5",
         "--report",
         report.to_str().unwrap(),
-    ])
+    ];
+    args.extend_from_slice(extra);
+    dnas(&args)
+}
+
+fn validate(budget: &str, dir: &Path) -> Output {
+    let b = dir.join("budget.json");
+    std::fs::write(&b, budget).unwrap();
+    validate_on(&b, "ort-cpu-1t,ort-xnnpack-1t", &[], &dir.join("report.json"))
 }
 
 #[test]
@@ -276,23 +282,7 @@ fn interleaved_gate_times_ort_targets_in_a_child_with_one_shared_pool() {
     std::fs::write(&budget, b.to_string()).unwrap();
     let run = |timing: &str| {
         let report = dir.path().join(format!("report-{timing}.json"));
-        let o = dnas(&[
-            "validate",
-            model.to_str().unwrap(),
-            "--budget",
-            budget.to_str().unwrap(),
-            "--no-accuracy",
-            "--targets",
-            "ort-cpu-2t,tract",
-            "--warmup",
-            "1",
-            "--runs",
-            "5",
-            "--timing",
-            timing,
-            "--report",
-            report.to_str().unwrap(),
-        ]);
+        let o = validate_on(&budget, "ort-cpu-2t,tract", &["--timing", timing], &report);
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
         let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
         r

@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 
+use super::validate::read_model_file;
 use super::Outcome;
 use crate::validate::latency::{measure_pair, LatencyConfig, LatencyRow, Target, Timing};
 use crate::validate::ort_rt::{init_shared_pool_environment, OrtProvider};
@@ -57,14 +58,8 @@ fn pool_threads(target: Target) -> Result<usize> {
 pub fn time_pair(a: TimePairArgs) -> Result<Outcome> {
     let target = Target::parse(&a.target)?;
     init_shared_pool_environment(pool_threads(target)?)?;
-    let load = |p: &Path| -> Result<(Vec<u8>, Vec<usize>)> {
-        let bytes = std::fs::read(p).with_context(|| format!("cannot read '{}'", p.display()))?;
-        let g = crate::onnx::read_model(&bytes).with_context(|| format!("'{}'", p.display()))?;
-        let shape = super::validate::input_shape_batch1(&g).with_context(|| format!("'{}'", p.display()))?;
-        Ok((bytes, shape))
-    };
-    let (mb, ms) = load(&a.model)?;
-    let (rb, rs) = load(&a.reference)?;
+    let (mb, _, ms) = read_model_file(&a.model)?;
+    let (rb, _, rs) = read_model_file(&a.reference)?;
     let cfg = LatencyConfig { warmup: a.warmup, runs: a.runs };
     let (mut model, mut reference) = measure_pair((&mb, &ms), (&rb, &rs), target, cfg, Timing::Interleaved)?;
     for row in [&mut model, &mut reference] {

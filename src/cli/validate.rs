@@ -2,7 +2,7 @@
 //! imported graph, top-1 through ONNX Runtime and tract, latency per target (settings logged with
 //! every figure), the budget checked; a JSON report; exit 0 pass, 1 budget violated, 2 error.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -54,14 +54,23 @@ pub struct ValidateArgs {
     json: bool,
 }
 
-pub(super) fn input_shape_batch1(g: &crate::ir::Graph) -> Result<Vec<usize>> {
+fn input_shape_batch1(g: &crate::ir::Graph) -> Result<Vec<usize>> {
     let shapes = crate::ir::fixed_input_shapes(g, 1)?;
     let input = g.data_inputs().next().context("the model has no input")?;
     shapes.get(&input.name).cloned().context("the model's input has no shape")
 }
 
-/// Whether an ONNX Runtime target's provider is in the loaded library (an unavailable one is
-/// reported by the in-process path without starting a process).
+/// An ONNX model to validate or time: its bytes, its IR and its input shape at batch 1; errors
+/// name the file.
+pub(super) fn read_model_file(p: &Path) -> Result<(Vec<u8>, crate::ir::Graph, Vec<usize>)> {
+    let bytes = std::fs::read(p).with_context(|| format!("cannot read '{}'", p.display()))?;
+    let graph = crate::onnx::read_model(&bytes).with_context(|| format!("'{}'", p.display()))?;
+    let shape = input_shape_batch1(&graph).with_context(|| format!("'{}'", p.display()))?;
+    Ok((bytes, graph, shape))
+}
+
+/// Whether a target is ONNX Runtime with its provider in the loaded library (an unavailable one
+/// is reported by the in-process path without starting a process).
 fn ort_target_available(t: Target) -> Result<bool> {
     match t {
         Target::Ort { provider, .. } => provider.available(),
@@ -70,11 +79,9 @@ fn ort_target_available(t: Target) -> Result<bool> {
 }
 
 pub fn validate(a: ValidateArgs) -> Result<Outcome> {
-    let bytes = std::fs::read(&a.model).with_context(|| format!("cannot read '{}'", a.model.display()))?;
-    let graph = crate::onnx::read_model(&bytes).with_context(|| format!("'{}'", a.model.display()))?;
+    let (bytes, graph, shape) = read_model_file(&a.model)?;
     let budget = a.budget.as_ref().map(|p| Budget::load(p)).transpose()?;
     let (params, macs) = crate::space::arch::graph_cost(&graph).with_context(|| format!("'{}'", a.model.display()))?;
-    let shape = input_shape_batch1(&graph).with_context(|| format!("'{}'", a.model.display()))?;
 
     let mut labels: Vec<String> =
         if a.targets.is_empty() { DEFAULT_TARGETS.iter().map(|s| s.to_string()).collect() } else { a.targets.clone() };
@@ -111,9 +118,7 @@ pub fn validate(a: ValidateArgs) -> Result<Outcome> {
     // load that comes and goes on the machine moves both and not their ratio.
     let reference = match budget.as_ref().and_then(|b| b.reference_path()) {
         Some(rp) => {
-            let rb = std::fs::read(&rp).with_context(|| format!("cannot read the budget's reference model '{}'", rp.display()))?;
-            let rg = crate::onnx::read_model(&rb).with_context(|| format!("reference '{}'", rp.display()))?;
-            let rshape = input_shape_batch1(&rg).with_context(|| format!("reference '{}'", rp.display()))?;
+            let (rb, rg, rshape) = read_model_file(&rp).context("the budget's reference model")?;
             let (rparams, rmacs) = crate::space::arch::graph_cost(&rg).with_context(|| format!("reference '{}'", rp.display()))?;
             Some((rp, rb, rshape, rparams, rmacs))
         }
@@ -127,7 +132,7 @@ pub fn validate(a: ValidateArgs) -> Result<Outcome> {
             Some((rp, rb, rshape, ..)) => {
                 // ONNX Runtime targets interleaved: in a child process whose two sessions share one
                 // thread pool (see time_pair.rs); tract and sequential timing: here.
-                let in_child = a.timing == Timing::Interleaved && matches!(t, Target::Ort { .. }) && ort_target_available(*t)?;
+                let in_child = a.timing == Timing::Interleaved && ort_target_available(*t)?;
                 let (m, r) = if in_child {
                     let exe = std::env::current_exe().context("cannot find the dnas executable to start its timing process")?;
                     measure_pair_in_child(&exe, &a.model, rp, *t, cfg)
