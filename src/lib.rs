@@ -14,6 +14,7 @@ pub mod nets;
 pub mod oneshot;
 pub mod onnx;
 pub mod ops;
+pub mod proto;
 pub mod report;
 pub mod search;
 pub mod space;

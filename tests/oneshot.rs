@@ -53,6 +53,16 @@ fn cream_resumed_after_sigkill_equals_an_uninterrupted_run() {
     assert!(updates.len() >= 6 && updates.iter().all(|u| u[0].as_u64().unwrap() % 5 == 0), "{}", board["meta"]);
     let w = common::tensor_bytes(&full.join("train/final.safetensors"));
     assert!(w["cream.meta.weight"].iter().any(|&b| b != 0), "the meta layer learnt nothing");
+    // The pick is the board entry with the best held-out top-1 (every entry re-scored), not the
+    // board's first entry by its training-batch top-1.
+    let rescored = r["detail"]["rescored"].as_array().unwrap();
+    assert_eq!(rescored.len(), board["board"]["entries"].as_array().unwrap().len());
+    let best = rescored.iter().filter_map(|e| e["held_out_top1_inherited"].as_f64()).fold(f64::MIN, f64::max);
+    assert_eq!(r["detail"]["held_out_top1_inherited"].as_f64().unwrap(), best, "{r}");
+    assert!(rescored.iter().any(|e| e["key"] == r["key"] && e["held_out_top1_inherited"].as_f64() == Some(best)));
+    let arch: serde_json::Value = serde_json::from_slice(&std::fs::read(full.join("arch.json")).unwrap()).unwrap();
+    assert_eq!(arch["predicted"]["higher_is_better"], true);
+    assert_eq!(arch["predicted"]["score"].as_f64(), Some(best));
 
     // Again, killed after a checkpoint past the warm-up (the board is in it), then resumed.
     let cut = dir.path().join("cut");

@@ -153,7 +153,7 @@ fn two_processes_equal_one_and_the_search_runs_end_to_end() {
     assert!(one.join("arch-2.json").exists());
     assert!(arch.predicted.macs <= budget, "{} > {budget}", arch.predicted.macs);
     // Brute force over the rankings: the selection is the best pair within the budget, in the
-    // default block metric (cell-z) and in DNA's score.
+    // default block metric (DNA's score) and in cell-z.
     let brute = |m: DnaMetric| {
         let (l0, l1) = (m.block_losses(&r[0]), m.block_losses(&r[1]));
         let mut best = f64::INFINITY;
@@ -166,10 +166,13 @@ fn two_processes_equal_one_and_the_search_runs_end_to_end() {
         }
         best
     };
-    let best = brute(DnaMetric::CellZ);
+    let best = brute(DnaMetric::Score);
     assert!((arch.predicted.score - best).abs() < 1e-12, "{} vs brute force {best}: {out}", arch.predicted.score);
-    assert_eq!(arch.budget["metric"], "cell-z");
-    let score_arch = one.join("arch-score.json");
+    assert_eq!(arch.budget["metric"], "score");
+    assert_eq!(arch.predicted.higher_is_better, Some(false), "DNA's score is a loss");
+    assert!(arch.predicted.score_kind.starts_with("dna:score"), "{}", arch.predicted.score_kind);
+    assert_eq!(arch.teacher_sha256.len(), 64);
+    let z_arch = one.join("arch-cell-z.json");
     ok(dnas(&[
         "select",
         "--run",
@@ -177,13 +180,13 @@ fn two_processes_equal_one_and_the_search_runs_end_to_end() {
         "--max-macs",
         &budget.to_string(),
         "--metric",
-        "score",
+        "cell-z",
         "-o",
-        score_arch.to_str().unwrap(),
+        z_arch.to_str().unwrap(),
     ]));
-    let by_score = Arch::load(&score_arch).unwrap();
-    let best = brute(DnaMetric::Score);
-    assert!((by_score.predicted.score - best).abs() < 1e-12, "score: {} vs brute force {best}", by_score.predicted.score);
+    let by_z = Arch::load(&z_arch).unwrap();
+    let best = brute(DnaMetric::CellZ);
+    assert!((by_z.predicted.score - best).abs() < 1e-12, "cell-z: {} vs brute force {best}", by_z.predicted.score);
     // The child built from the JSON costs exactly what selection added up.
     let g = build_child(&arch, 0).unwrap();
     let (params, macs) = graph_cost(&g).unwrap();

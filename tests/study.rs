@@ -62,8 +62,8 @@ fn truth_resumes_after_sigkill_then_rank_pick_and_report() {
 
     // Plan only: deterministic, 4 architectures, 6 runs.
     let plan = ok(&truth_cmd(&space, &study).arg("--plan-only").output().unwrap());
-    assert!(plan.contains("4 architectures (2 with two seeds)") && plan.contains("6 runs"), "{plan}");
-    let plan_bytes = std::fs::read(study.join("plan-truth.json")).unwrap();
+    assert!(plan.contains("truth plan 'space': 4 architectures (2 with two or more seeds)") && plan.contains("6 runs"), "{plan}");
+    let plan_bytes = std::fs::read(study.join("plan-space.json")).unwrap();
 
     // Start, and SIGKILL once one run is finished and the next has written a checkpoint.
     let mut child = truth_cmd(&space, &study).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
@@ -96,10 +96,11 @@ fn truth_resumes_after_sigkill_then_rank_pick_and_report() {
     assert!(finished.keys().all(|k| after.contains_key(k)));
     let reused = before_resume.len();
     assert!(out.contains(&format!("trained {} runs this time, {reused} already finished", 6 - reused)), "{out}");
-    assert_eq!(std::fs::read(study.join("plan-truth.json")).unwrap(), plan_bytes, "the plan is not rewritten");
-    let truth: serde_json::Value = serde_json::from_slice(&std::fs::read(study.join("truth.json")).unwrap()).unwrap();
+    assert_eq!(std::fs::read(study.join("plan-space.json")).unwrap(), plan_bytes, "the plan is not rewritten");
+    let truth: serde_json::Value = serde_json::from_slice(&std::fs::read(study.join("truth-space.json")).unwrap()).unwrap();
     assert_eq!(truth["finished_runs"], 6);
-    assert_eq!(truth["noise"]["pairs"], 2);
+    assert_eq!(truth["reliability"]["repeated"], 2);
+    assert_eq!(truth["reliability"]["runs"], 6);
     for a in truth["archs"].as_array().unwrap() {
         for v in a["top1"].as_object().unwrap().values() {
             let v = v.as_f64().unwrap();
@@ -111,6 +112,30 @@ fn truth_resumes_after_sigkill_then_rank_pick_and_report() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("recipe.lr"), "{}", String::from_utf8_lossy(&o.stderr));
 
+    // The band set of the same study: 4 architectures drawn uniformly within a 3M-MACs budget,
+    // each with seeds 0 and 1.
+    let budget = dir.path().join("budget.json");
+    std::fs::write(&budget, r#"{"format": "dnas.budget", "version": 1, "name": "t", "max_macs": 3000000}"#).unwrap();
+    let out = ok(&truth_cmd(&space, &study)
+        .args(["--set", "band", "--band", "0,1", "--seeds", "0,1"])
+        .arg("--budget")
+        .arg(&budget)
+        .output()
+        .unwrap());
+    assert!(out.contains("truth set 'band'") && out.contains("ICC(1)"), "{out}");
+    let band: serde_json::Value = serde_json::from_slice(&std::fs::read(study.join("truth-band.json")).unwrap()).unwrap();
+    assert_eq!(band["finished_runs"], 8);
+    assert!(band["archs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["macs"].as_u64().unwrap() <= 3_000_000 && a["top1"].as_object().unwrap().len() == 2));
+    // The recipe comparison reads it: one recipe, its reliability, a decision either way.
+    let out = ok(&dnas(&["study", "recipes", "--dir"]).arg(&study).output().unwrap());
+    assert!(out.contains("ICC(1)") && out.contains("decision:"), "{out}");
+    let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("recipes.json")).unwrap()).unwrap();
+    assert_eq!(rec["recipes"][0]["runs"], 8);
+
     // A small search run on the same space predicts; rank it against the truth.
     let run = dir.path().join("search");
     let mut train = dnas(&["train", "--run"]);
@@ -120,23 +145,41 @@ fn truth_resumes_after_sigkill_then_rank_pick_and_report() {
     ok(&eval.arg(&run).args(["--batches", "1", "--batch", "64"]).output().unwrap());
     let mut rank = dnas(&["study", "rank", "--truth"]);
     let out = ok(&rank.arg(&study).arg("--run").arg(&run).output().unwrap());
-    assert!(out.contains("dna:score") && out.contains("dna:cell-z"), "{out}");
+    assert!(out.contains("dna:score") && out.contains("dna:cell-z") && out.contains("partial τ given MACs"), "{out}");
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(study.join("rank/search.score.json")).unwrap()).unwrap();
-    assert_eq!(r["archs"], 4);
-    // The report's τ is the τ of its own points.
-    let pts = r["points"].as_array().unwrap();
-    let x: Vec<f64> = pts.iter().map(|p| p["predicted"].as_f64().unwrap()).collect();
-    let y: Vec<f64> = pts.iter().map(|p| p["truth"].as_f64().unwrap()).collect();
-    let tau = dnas::study::metrics::kendall_tau_b(&x, &y).unwrap();
-    assert!((r["kendall_tau"]["value"].as_f64().unwrap() - tau).abs() < 1e-12);
-    let t = &r["kendall_tau"];
-    assert!(t["lo"].as_f64().unwrap() <= tau && tau <= t["hi"].as_f64().unwrap(), "{t}");
+    let sets: Vec<&str> = r["sets"].as_array().unwrap().iter().map(|s| s["set"].as_str().unwrap()).collect();
+    assert_eq!(sets, vec!["band", "space"]);
+    for s in r["sets"].as_array().unwrap() {
+        assert_eq!(s["archs"], 4);
+        // The report's τ is the τ of its own points, inside its interval.
+        let pts = s["points"].as_array().unwrap();
+        let x: Vec<f64> = pts.iter().map(|p| p["predicted"].as_f64().unwrap()).collect();
+        let y: Vec<f64> = pts.iter().map(|p| p["truth"].as_f64().unwrap()).collect();
+        let tau = dnas::study::metrics::kendall_tau_b(&x, &y).unwrap();
+        let t = &s["kendall_tau"];
+        assert!((t["value"].as_f64().unwrap() - tau).abs() < 1e-12);
+        assert!(t["lo"].as_f64().unwrap() <= tau + 1e-12 && tau <= t["hi"].as_f64().unwrap() + 1e-12, "{t}");
+        assert!(s["reliability"].is_object(), "{s}");
+    }
+    // The held-out halves of the band: disjoint, together the band.
+    let mut halves = Vec::new();
+    for half in ["select", "report"] {
+        let mut rank = dnas(&["study", "rank", "--truth"]);
+        let o = rank.arg(&study).arg("--run").arg(&run).args(["--metric", "score", "--half", half]).output().unwrap();
+        // Two architectures are too few to rank: the set is left out, said so, and the space set stays.
+        let out = ok(&o);
+        assert!(String::from_utf8_lossy(&o.stderr).contains("set 'band-") || out.contains(&format!("band-{half}")), "{out}");
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(study.join(format!("rank/search.{half}.score.json"))).unwrap()).unwrap();
+        halves.push(v);
+    }
+    assert!(halves.iter().all(|h| h["sets"].as_array().unwrap().iter().any(|s| s["set"] == "space")));
 
     // The pick under a budget against 2 random architectures of that budget.
     let mut pick = dnas(&["study", "pick", "--truth"]);
     let out = ok(&pick.arg(&study).arg("--run").arg(&run).args(["--max-macs", "3M", "--random", "2", "--threads", "1"]).output().unwrap());
     assert!(out.contains("the pick beats"), "{out}");
-    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(study.join("pick/search-cell-z.json")).unwrap()).unwrap();
+    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(study.join("pick/search-score.json")).unwrap()).unwrap();
     assert_eq!(p["random"].as_array().unwrap().len(), 2);
     assert!(p["random"].as_array().unwrap().iter().all(|r| r["macs"].as_u64().unwrap() <= 3_000_000));
     assert!(p["pick"]["macs"].as_u64().unwrap() <= 3_000_000);
@@ -154,8 +197,20 @@ fn truth_resumes_after_sigkill_then_rank_pick_and_report() {
     let out = ok(&rank.arg(&study).arg("--run").arg(&oneshot).args(["--threads", "1"]).output().unwrap());
     assert!(out.contains("spos:inherited"), "{out}");
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(study.join("rank/spos.inherited.json")).unwrap()).unwrap();
-    assert_eq!(r["archs"], 4);
-    assert!(r["points"].as_array().unwrap().iter().all(|p| (0.0..=1.0).contains(&p["predicted"].as_f64().unwrap())));
+    // Scored only within the 3M MACs it trained under: the band whole, the space set's dearer
+    // architectures counted and named as skipped (and the set left out below 3 scorable).
+    assert!(r["scored_on"].as_str().unwrap().contains("max_macs 3000000"), "{r}");
+    let space_truth: serde_json::Value = serde_json::from_slice(&std::fs::read(study.join("truth-space.json")).unwrap()).unwrap();
+    let over = space_truth["archs"].as_array().unwrap().iter().filter(|a| a["macs"].as_u64().unwrap() > 3_000_000).count();
+    for s in r["sets"].as_array().unwrap() {
+        let skipped = s["skipped"].as_array().unwrap().len();
+        assert_eq!(s["archs"].as_u64().unwrap() as usize + skipped, 4, "{s}");
+        assert_eq!(skipped, if s["set"] == "space" { over } else { 0 }, "{s}");
+        assert!(s["points"].as_array().unwrap().iter().all(|p| p["macs"].as_u64().unwrap() <= 3_000_000));
+        assert!(s["points"].as_array().unwrap().iter().all(|p| (0.0..=1.0).contains(&p["predicted"].as_f64().unwrap())));
+    }
+    assert_eq!(r["sets"][0]["set"], "band");
+    assert_eq!(r["sets"].as_array().unwrap().len(), if 4 - over >= 3 { 2 } else { 1 });
     // Its pick (arch.json) enters a pick comparison under the budget it was searched with, and
     // shares the random architectures (same seed and budget) with the DNA run's comparison.
     let mut pick = dnas(&["study", "pick", "--truth"]);
@@ -167,7 +222,7 @@ fn truth_resumes_after_sigkill_then_rank_pick_and_report() {
     let arch: serde_json::Value = serde_json::from_slice(&std::fs::read(oneshot.join("arch.json")).unwrap()).unwrap();
     let key = dnas::space::point::arch_key(&serde_json::from_value(arch).unwrap());
     assert_eq!(plan("spos")[0], key);
-    assert_eq!(plan("spos")[1..], plan("search-cell-z")[1..]);
+    assert_eq!(plan("spos")[1..], plan("search-score")[1..]);
     let mut pick = dnas(&["study", "pick", "--truth"]);
     let o = pick.arg(&study).arg("--run").arg(&oneshot).args(["--max-macs", "2M", "--random", "2", "--plan-only"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
@@ -182,10 +237,10 @@ fn truth_resumes_after_sigkill_then_rank_pick_and_report() {
         .arg(&study)
         .arg("--run")
         .arg(&run)
-        .args(["--max-macs", "3M", "--random", "2", "--metric", "score", "--plan-only"])
+        .args(["--max-macs", "3M", "--random", "2", "--metric", "cell-z", "--plan-only"])
         .output()
         .unwrap());
-    assert_eq!(plan("search-score")[1..], plan("search-cell-z")[1..]);
+    assert_eq!(plan("search-cell-z")[1..], plan("search-score")[1..]);
 
     // MF-KD: a tiny search, then its low-fidelity predictors (KD and CE at the same fidelity)
     // on the truth set, each truth architecture trained once per predictor, cheaply (held-out
@@ -251,10 +306,17 @@ fn truth_resumes_after_sigkill_then_rank_pick_and_report() {
     assert!(out.contains("mfkd:lowfi-kd") && out.contains("mfkd:lowfi-ce") && out.contains("mfkd:lowfi-at"), "{out}");
     // Every pair of predictors compared on the same architectures (paired bootstrap).
     let diffs: serde_json::Value = serde_json::from_slice(&std::fs::read(study.join("rank/differences/mfkd.json")).unwrap()).unwrap();
-    let pairs: Vec<(String, String)> =
-        diffs.as_array().unwrap().iter().map(|d| (d["a"].as_str().unwrap().into(), d["b"].as_str().unwrap().into())).collect();
-    assert_eq!(pairs.len(), 3, "{pairs:?}");
-    assert!(pairs.contains(&("mfkd:lowfi-kd".into(), "mfkd:lowfi-ce".into())), "{pairs:?}");
+    let pairs: Vec<(String, String, String)> = diffs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["a"].as_str().unwrap().into(), d["b"].as_str().unwrap().into(), d["set"].as_str().unwrap().into()))
+        .collect();
+    // Three pairs of predictors on each of the two sets.
+    assert_eq!(pairs.len(), 6, "{pairs:?}");
+    for set in ["band", "space"] {
+        assert!(pairs.contains(&("mfkd:lowfi-kd".into(), "mfkd:lowfi-ce".into(), set.into())), "{pairs:?}");
+    }
     assert!(out.contains("Δτ"), "{out}");
     // Attention transfer at the teacher's cut of each of the space's two blocks, without Hinton.
     let at: serde_json::Value = serde_json::from_slice(&std::fs::read(mf.join("fidelity-0-at/study.json")).unwrap()).unwrap();
@@ -284,12 +346,29 @@ fn truth_resumes_after_sigkill_then_rank_pick_and_report() {
     let arch: serde_json::Value = serde_json::from_slice(&std::fs::read(mf.join("arch.json")).unwrap()).unwrap();
     assert_eq!(plan("mfkd")[0], dnas::space::point::arch_key(&serde_json::from_value(arch).unwrap()));
 
+    // The DNA run's pick (one search seed here) retrained with seeds 0 and 1 against the band.
+    let mut picks = dnas(&["study", "picks", "--truth"]);
+    let out =
+        ok(&picks.arg(&study).args(["--name", "dna-score", "--max-macs", "3M", "--threads", "1"]).arg("--run").arg(&run).output().unwrap());
+    assert!(out.contains("p vs band") && out.contains("band percentile"), "{out}");
+    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(study.join("picks/dna-score.json")).unwrap()).unwrap();
+    assert_eq!(p["picks"].as_array().unwrap().len(), 1);
+    assert_eq!(p["picks"][0]["seeds"].as_array().unwrap().len(), 2);
+    assert!((0.0..=1.0).contains(&p["p_vs_band"].as_f64().unwrap()) && p["band"]["archs"] == 4);
+    assert!(p["interval"].is_null(), "one search seed has no interval");
+    assert!(p["picks"][0]["search_seconds"].as_f64().unwrap() > 0.0);
+
     let mut report = dnas(&["report", "--study"]);
     ok(&report.arg(&study).output().unwrap());
     let html = std::fs::read_to_string(study.join("report.html")).unwrap();
     assert!(
-        html.contains("Kendall τ") && html.contains("noise floor") && html.contains("noise ceiling") && html.contains("pick beats"),
+        html.contains("Kendall τ")
+            && html.contains("Truth sets and their reliability")
+            && html.contains("τ ceiling")
+            && html.contains("pick beats")
+            && html.contains("Picks over search seeds"),
         "report misses a section"
     );
-    assert!(study.join("report/study-tau.svg").exists() && study.join("report/study-noise.svg").exists());
+    assert!(study.join("report/study-tau.svg").exists() && study.join("report/study-seeds-space.svg").exists());
+    assert!(study.join("report/study-picks.svg").exists());
 }

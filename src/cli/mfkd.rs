@@ -14,8 +14,6 @@
 //! Each evaluation is a run of the shared trainer with its own checkpoints, so a killed search
 //! resumes inside the evaluation it was in, and never redoes a finished one.
 
-use std::path::Path;
-
 use anyhow::{bail, Context, Result};
 
 use super::oneshot::{check_input, cost_limits, resolve_space, OneShotArgs};
@@ -23,14 +21,14 @@ use super::study::{ClassifierRetrainer, RunnerArgs};
 use super::train::set_threads;
 use super::Outcome;
 use crate::data::{open, Dataset};
+use crate::mfkd::lowfi::feature_recipe;
 use crate::mfkd::{search, Evaluation, Evaluator, MfkdConfig, Scored};
 use crate::oneshot::PathBudget;
 use crate::search::run::sha256_hex;
 use crate::space::point::PointCost;
 use crate::space::Resolved;
 use crate::study::sample::Sampled;
-use crate::study::truth::{FeatureKdRecipe, KdRecipe, PlanEntry, Recipe, Retrainer, StudyDir, StudyRecord};
-use crate::train::features::FeatureKd;
+use crate::study::truth::{KdRecipe, PlanEntry, Recipe, Retrainer, StudyDir, StudyRecord};
 use crate::util::{create_or_match, write_atomic};
 
 /// Trains (or reads back) evaluations into the fidelity directories: in this process, or with
@@ -226,9 +224,15 @@ pub fn search_cmd(a: OneShotArgs) -> Result<Outcome> {
             write_atomic(&history_path, serde_json::to_string_pretty(&serde_json::json!({"evaluations": h}))?.as_bytes())
         })?;
     let wall = t0.elapsed().as_secs_f64();
-    let mut arch = resolved.arch(&result.pick.point, &format!("{}_mfkd", resolved.space.name), "")?;
-    arch.predicted =
-        crate::space::arch::Predicted { score: result.pick_score, macs: result.pick.macs, params: result.pick.params, latency_ms: None };
+    let mut arch = resolved.arch(&result.pick.point, &format!("{}_mfkd", resolved.space.name), &teacher_sha)?;
+    arch.predicted = crate::space::arch::Predicted {
+        score: result.pick_score,
+        macs: result.pick.macs,
+        params: result.pick.params,
+        latency_ms: None,
+        score_kind: format!("mfkd: held-out top-1 trained alone at fidelity {}", result.pick_fidelity),
+        higher_is_better: Some(true),
+    };
     arch.budget = serde_json::json!({"max_macs": max_macs, "max_params": max_params, "strategy": "mfkd"});
     write_atomic(&a.run.join("arch.json"), serde_json::to_string_pretty(&arch)?.as_bytes())?;
     let eval_seconds: f64 = result.history.iter().map(|e| e.seconds).sum();
@@ -249,72 +253,4 @@ pub fn search_cmd(a: OneShotArgs) -> Result<Outcome> {
         println!("arch              {}", a.run.join("arch.json").display());
     }
     Ok(Outcome::Ok)
-}
-
-/// The recipe's feature distillation: `kind` (none, at, nst) against the teacher's cut of every
-/// block of the space.
-pub fn feature_recipe(kind: &str, weight: Option<f64>, resolved: &Resolved) -> Result<Option<FeatureKdRecipe>> {
-    let Some(kind) = FeatureKd::parse(kind).context("--feature-kd")? else { return Ok(None) };
-    let weight = weight.unwrap_or(kind.default_weight());
-    if !(weight.is_finite() && weight > 0.0) {
-        bail!("--feature-kd-weight {weight} must be a positive number");
-    }
-    Ok(Some(FeatureKdRecipe { kind, weight, teacher_cuts: resolved.blocks.iter().map(|b| b.teacher_out.clone()).collect() }))
-}
-
-/// Whether `run` is an MF-KD run directory.
-pub fn is_mfkd_run(run: &Path) -> bool {
-    run.join("mfkd.json").exists()
-}
-
-/// The low-fidelity study directories `study rank` scores an MF-KD run with, one per label of
-/// `which` (comma-separated; `both` = `kd,ce`): `kd` (the run's Hinton distillation), `ce` (no
-/// distillation), `at`/`nst` (cross-entropy plus that feature distillation), `kd+at`/`kd+nst`
-/// (both terms). Each is the run's own fidelity-0 recipe with only the distillation changed; the
-/// run's own directory serves the label its recipe is, the others live in `fidelity-0-<label>`.
-/// The run's space must be the study's; `resolved` (the run's space on the teacher) gives the
-/// teacher's cuts.
-pub fn lowfi_dirs(run: &Path, which: &str, study: &StudyDir, resolved: &Resolved) -> Result<Vec<(String, StudyDir)>> {
-    let low = StudyDir::open(&run.join("fidelity-0"))?;
-    if low.record.space != study.record.space {
-        bail!("the run searched space {} but the truth set is of {}", low.record.space, study.record.space);
-    }
-    let labels: Vec<&str> = if which == "both" { vec!["kd", "ce"] } else { which.split(',').map(str::trim).collect() };
-    let mut out = Vec::new();
-    for label in labels {
-        let (logits, features) = label.split_once('+').map_or((label, None), |(a, b)| (a, Some(b)));
-        let kd = match (logits, features) {
-            ("kd", _) => Some(low.record.recipe.kd.clone().with_context(|| {
-                format!("--lowfi {label}: '{}' evaluates without Hinton distillation (its recipe has no kd)", run.display())
-            })?),
-            ("ce", None) | ("at", None) | ("nst", None) => None,
-            _ => bail!("--lowfi '{label}' is not known (kd, ce, at, nst, kd+at, kd+nst, both)"),
-        };
-        let feature = match (logits, features) {
-            ("at", None) | ("nst", None) => Some(logits),
-            (_, Some(f)) => Some(f),
-            _ => None,
-        };
-        let mut rec = low.record.clone();
-        rec.recipe.kd = kd;
-        rec.recipe.feature_kd = match feature {
-            Some(f) => {
-                let kind = FeatureKd::parse(f).with_context(|| format!("--lowfi {label}"))?;
-                if kind.is_none() {
-                    bail!("--lowfi '{label}' is not known (kd, ce, at, nst, kd+at, kd+nst, both)");
-                }
-                // The weight of the run's own feature distillation when it has this kind.
-                let weight = low.record.recipe.feature_kd.as_ref().filter(|r| Some(r.kind) == kind).map(|r| r.weight);
-                feature_recipe(f, weight, resolved)?
-            }
-            None => None,
-        };
-        let dir = if rec.recipe == low.record.recipe {
-            StudyDir::open(&low.root)?
-        } else {
-            StudyDir::create(&run.join(format!("fidelity-0-{}", label.replace('+', "-"))), rec)?
-        };
-        out.push((format!("lowfi-{label}"), dir));
-    }
-    Ok(out)
 }

@@ -109,6 +109,7 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Outcome
         Command::TrainTeacher(a) => train::train_teacher(a),
         Command::Eval(a) => train::eval(a),
         Command::Train(a) => search::train(a),
+        Command::Search(a) if a.strategy == "mfkd" => mfkd::search_cmd(*a),
         Command::Search(a) => oneshot::search(*a),
         Command::Evaluate(a) => search::evaluate_cmd(a),
         Command::Select(a) => search::select_cmd(a),

@@ -159,7 +159,7 @@ pub fn search(a: OneShotArgs) -> Result<Outcome> {
     let cream = match a.strategy.as_str() {
         "spos" => false,
         "cream" => true,
-        "mfkd" => return super::mfkd::search_cmd(a),
+        "mfkd" => bail!("--strategy mfkd is dispatched to the MF-KD search before this point"),
         "dna" => bail!("--strategy dna runs as dnas train → dnas evaluate → dnas select (or dnas demo)"),
         other => bail!("unknown --strategy '{other}' (spos, cream, mfkd; dna through train/evaluate/select)"),
     };
@@ -239,10 +239,33 @@ pub fn search(a: OneShotArgs) -> Result<Outcome> {
                 "distilled_steps": learner.distilled_steps, "matching": matching, "meta": learner.meta_log}))?
             .as_bytes(),
         )?;
-        let best = learner.board.best().context("the board is empty: train past --cream-warmup-epochs")?;
-        let p = best.path.clone();
-        let top1 = inherited_top1(&mut learner.net, &p, &ev.recal, &ev.held)?;
-        (p, serde_json::json!({"board_top1_train_batch": best.top1, "held_out_top1_inherited": top1, "board": learner.board.entries.len()}))
+        if learner.board.entries.is_empty() {
+            bail!("the board is empty: train past --cream-warmup-epochs");
+        }
+        // Every board entry re-scored on held-out batches (BN recalibrated); the best within
+        // the budget is the pick — not the entry that led on one training batch.
+        let board = learner.board.clone();
+        let costs: std::collections::HashMap<String, (u64, u64)> =
+            board.entries.iter().map(|e| (e.key.clone(), learner.net.cost(&e.path))).collect();
+        let net = &mut learner.net;
+        let (i, held_scores) = board
+            .pick_held_out(
+                |e| costs.get(&e.key).is_some_and(|&(p, m)| budget.fits(p, m)),
+                |e| inherited_top1(net, &e.path, &ev.recal, &ev.held),
+            )?
+            .context("no board entry fits the budget")?;
+        let best = &board.entries[i];
+        let rescored: Vec<serde_json::Value> = board
+            .entries
+            .iter()
+            .zip(&held_scores)
+            .map(|(e, s)| serde_json::json!({"key": e.key, "macs": e.macs, "top1_train_batch": e.top1, "held_out_top1_inherited": s}))
+            .collect();
+        (
+            best.path.clone(),
+            serde_json::json!({"board_top1_train_batch": best.top1, "held_out_top1_inherited": held_scores[i],
+                "board": board.entries.len(), "pick_rule": "held-out best within the budget", "rescored": rescored}),
+        )
     } else {
         let ecfg = EvolveConfig { population: a.population, generations: a.generations, seed: a.train.seed, ..EvolveConfig::default() };
         let scored = evolve(&mut learner.net, &ecfg, &mut |net, p| inherited_top1(net, p, &ev.recal, &ev.held))?;
@@ -253,10 +276,21 @@ pub fn search(a: OneShotArgs) -> Result<Outcome> {
         let best = scored.first().context("the evolutionary search scored nothing")?;
         (best.point.clone(), serde_json::json!({"held_out_top1_inherited": best.score, "scored": scored.len()}))
     };
-    let mut arch = resolved.arch(&pick, &format!("{}_{}", resolved.space.name, a.strategy), "")?;
+    // The teacher (when one resolved the space's cuts) is named by its hash, as DNA's picks are.
+    let teacher_sha = match &a.teacher {
+        Some(t) => crate::search::run::sha256_hex(&std::fs::read(t).with_context(|| format!("cannot read teacher '{}'", t.display()))?),
+        None => String::new(),
+    };
+    let mut arch = resolved.arch(&pick, &format!("{}_{}", resolved.space.name, a.strategy), &teacher_sha)?;
     let (params, macs) = learner.net.cost(&pick);
-    arch.predicted =
-        crate::space::arch::Predicted { score: extra["held_out_top1_inherited"].as_f64().unwrap_or(0.0), macs, params, latency_ms: None };
+    arch.predicted = crate::space::arch::Predicted {
+        score: extra["held_out_top1_inherited"].as_f64().unwrap_or(0.0),
+        macs,
+        params,
+        latency_ms: None,
+        score_kind: format!("{}: held-out top-1 with inherited one-shot weights", a.strategy),
+        higher_is_better: Some(true),
+    };
     arch.budget = serde_json::json!({"max_macs": max_macs, "max_params": max_params, "strategy": a.strategy});
     write_atomic(&a.run.join("arch.json"), serde_json::to_string_pretty(&arch)?.as_bytes())?;
     let search_seconds = t1.elapsed().as_secs_f64();

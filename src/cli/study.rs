@@ -21,7 +21,7 @@ use crate::space::SearchSpace;
 use crate::study::pick::pick_report;
 use crate::study::predict::{DnaPredictor, LowFiPredictor, OneShotPredictor, Predictor};
 use crate::study::rank::rank;
-use crate::study::sample::{random_within, truth_sample, Sampled, TruthSampling};
+use crate::study::sample::{band_sample, random_within, truth_sample, Band, Sampled, TruthSampling};
 use crate::study::truth::{schedule, KdRecipe, PlanEntry, Recipe, Retrainer, StudyDir, StudyRecord, Trained, Truth};
 use crate::train::classify::{Distill, FeatureDistill, LogitKd};
 use crate::util::write_atomic;
@@ -30,13 +30,22 @@ use crate::util::write_atomic;
 pub enum StudyCommand {
     /// Samples N architectures of a space (stratified over depths and MACs) and retrains each
     /// from scratch with one fixed recipe: the truth set (resumable, one architecture at a time).
-    Truth(TruthArgs),
+    Truth(Box<TruthArgs>),
     /// Scores a search run's predictions against the truth set: Kendall τ, Spearman ρ,
     /// precision of the top quarter (bootstrap 95% intervals) next to the noise ceiling.
     Rank(RankArgs),
     /// The search's pick under a budget against K random architectures of the same budget,
     /// all retrained with the truth recipe.
     Pick(PickArgs),
+    /// A strategy's picks over several search seeds (one search run each), each retrained with
+    /// the study's recipe and seeds, against the band set: mean with interval, band percentile,
+    /// permutation p against the band, search cost and random search at equal compute.
+    Picks(PicksArgs),
+    /// Compares candidate truth recipes (one study directory each, the same band architectures
+    /// and seeds): per recipe the seed and architecture stds, ICC(1), the reliability of a 2-seed
+    /// mean and the seconds per run; picks the cheapest recipe whose 2-seed reliability reaches
+    /// --target (`recipes.json` in --out).
+    Recipes(RecipesArgs),
     /// Trains the unfinished runs of a plan a study directory already holds (`plan-NAME.json`,
     /// written by truth, pick or an MF-KD search): one of several processes or hosts sharing the
     /// directory with `--shard i/n`.
@@ -76,9 +85,11 @@ pub fn run_cmd(a: RunArgs) -> Result<Outcome> {
 
 pub fn run(c: StudyCommand) -> Result<Outcome> {
     match c {
-        StudyCommand::Truth(a) => truth_cmd(a),
+        StudyCommand::Truth(a) => truth_cmd(*a),
         StudyCommand::Rank(a) => rank_cmd(a),
         StudyCommand::Pick(a) => pick_cmd(a),
+        StudyCommand::Picks(a) => picks_cmd(a),
+        StudyCommand::Recipes(a) => recipes_cmd(a),
         StudyCommand::Run(a) => run_cmd(a),
     }
 }
@@ -163,6 +174,16 @@ pub struct RunnerArgs {
     pub(super) plan_only: bool,
 }
 
+fn parse_band(s: &str) -> std::result::Result<(f64, f64), String> {
+    let (lo, hi) = s.split_once(',').ok_or_else(|| format!("'{s}' is not LO,HI (e.g. 0.8,1.0)"))?;
+    let lo: f64 = lo.trim().parse().map_err(|_| format!("'{s}': LO is not a number"))?;
+    let hi: f64 = hi.trim().parse().map_err(|_| format!("'{s}': HI is not a number"))?;
+    if !(0.0..=hi).contains(&lo) || hi <= 0.0 {
+        return Err(format!("'{s}': need 0 ≤ LO ≤ HI, HI > 0"));
+    }
+    Ok((lo, hi))
+}
+
 fn parse_shard(s: &str) -> std::result::Result<(usize, usize), String> {
     let (i, n) = s.split_once('/').ok_or_else(|| format!("'{s}' is not i/n (e.g. 0/2)"))?;
     let i: usize = i.parse().map_err(|_| format!("'{s}': shard index is not a number"))?;
@@ -202,6 +223,20 @@ pub struct TruthArgs {
     /// Random op assignments per cell combination in the sampling pool.
     #[arg(long, default_value_t = 64)]
     pool_per_cells: usize,
+    /// Which set: `space` (stratified over the whole MACs range, plan `space`) or `band`
+    /// (uniform over architectures with --band of --budget's MACs and within its params, plan
+    /// `band`: the MACs-matched set where selection decides).
+    #[arg(long, default_value = "space", value_parser = ["space", "band"])]
+    set: String,
+    /// The band as fractions of the budget's max_macs.
+    #[arg(long, default_value = "0.8,1.0", value_parser = parse_band)]
+    band: (f64, f64),
+    /// Budget file of the band (its max_macs and max_params).
+    #[arg(long)]
+    budget: Option<PathBuf>,
+    /// Training seeds of every architecture (overrides --train-seed/--repeat), e.g. 0,1,2.
+    #[arg(long, value_delimiter = ',')]
+    seeds: Vec<u64>,
     #[command(flatten)]
     recipe: RecipeArgs,
     #[command(flatten)]
@@ -326,21 +361,25 @@ fn entries(
         .collect()
 }
 
-fn print_noise(t: &Truth) {
-    let n = &t.noise;
-    let pct = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{:.2} pt", 100.0 * v));
-    let num = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:+.3}"));
-    println!("truth: {}/{} runs finished; {} architectures with a value", t.finished_runs, t.planned_runs, t.finished().count());
+fn print_reliability(set: &str, t: &Truth) {
     println!(
-        "noise floor: {} pairs, seed-to-seed std {}, spread (max − min) {}, std between {}, std/spread {}; τ between seeds {} (ρ {})",
-        n.pairs,
-        pct(n.seed_std),
-        pct(n.spread),
-        pct(n.std_between),
-        n.noise_to_spread.map_or("—".into(), |v| format!("{v:.2}")),
-        num(n.tau_seeds),
-        num(n.rho_seeds)
+        "truth set '{set}': {}/{} runs finished; {} architectures with a value",
+        t.finished_runs,
+        t.planned_runs,
+        t.finished().count()
     );
+    match &t.reliability {
+        Some(r) => println!(
+            "  std within an architecture (seed) {:.2} pt, between architectures {:.2} pt; ICC(1) {:.2}, reliability of the {:.1}-seed mean {:.2}; τ ceiling {:.2}",
+            100.0 * r.within_std,
+            100.0 * r.between_std,
+            r.icc1,
+            r.n0,
+            r.icc_mean,
+            r.tau_ceiling
+        ),
+        None => println!("  reliability: not yet measurable (needs 2 finished architectures, one with 2 seeds)"),
+    }
 }
 
 fn open_space(space: &Path, teacher: &Path) -> Result<(crate::space::Resolved, String)> {
@@ -353,7 +392,7 @@ fn open_space(space: &Path, teacher: &Path) -> Result<(crate::space::Resolved, S
 }
 
 pub fn truth_cmd(a: TruthArgs) -> Result<Outcome> {
-    if a.repeat > a.archs {
+    if a.seeds.is_empty() && a.repeat > a.archs {
         bail!("--repeat {} is more than --archs {}", a.repeat, a.archs);
     }
     let (resolved, sha) = open_space(&a.space, &a.teacher)?;
@@ -375,21 +414,47 @@ pub fn truth_cmd(a: TruthArgs) -> Result<Outcome> {
     }
     near.sort();
     near.dedup();
-    let sampling = TruthSampling { archs: a.archs, seed: a.seed, near_macs: near.clone(), pool_per_cells: a.pool_per_cells };
     let mut cost = PointCost::new(&resolved)?;
-    let sampled = truth_sample(&resolved, &mut cost, &sampling)?;
     let (s0, s1, k) = (a.train_seed, a.train_seed + 1, a.repeat);
-    let plan = entries(&study, &resolved, &sampled, &|i| if i < k { vec![s0, s1] } else { vec![s0] }, "truth_")?;
-    let header = serde_json::json!({
-        "format": "dnas.study.plan", "kind": "truth",
-        "settings": {"archs": a.archs, "repeat": a.repeat, "seed": a.seed, "train_seed": a.train_seed, "near_macs": near, "pool_per_cells": a.pool_per_cells},
-    });
-    let plan = study.create_or_open_plan("truth", header, plan)?;
+    let seeds_of = |i: usize| {
+        if !a.seeds.is_empty() {
+            a.seeds.clone()
+        } else if i < k {
+            vec![s0, s1]
+        } else {
+            vec![s0]
+        }
+    };
+    let (plan, header) = if a.set == "band" {
+        let Some(file) = &a.budget else { bail!("--set band needs --budget FILE (the band is a share of its max_macs)") };
+        let budget = crate::validate::budget::Budget::load(file)?;
+        let Some(max_macs) = budget.max_macs else { bail!("budget '{}' has no max_macs: a band needs one", file.display()) };
+        let band = Band::of_budget(max_macs, budget.max_params, a.band.0, a.band.1);
+        let sampled = band_sample(&resolved, &mut cost, a.archs, a.seed, band)?;
+        let plan = entries(&study, &resolved, &sampled, &seeds_of, "band_")?;
+        let header = serde_json::json!({
+            "format": "dnas.study.plan", "version": 2, "kind": "truth", "set": "band",
+            "settings": {"archs": a.archs, "seed": a.seed, "band": band, "band_fraction": [a.band.0, a.band.1], "seeds": a.seeds,
+                         "repeat": a.repeat, "train_seed": a.train_seed},
+        });
+        (plan, header)
+    } else {
+        let sampling = TruthSampling { archs: a.archs, seed: a.seed, near_macs: near.clone(), pool_per_cells: a.pool_per_cells };
+        let sampled = truth_sample(&resolved, &mut cost, &sampling)?;
+        let plan = entries(&study, &resolved, &sampled, &seeds_of, "truth_")?;
+        let header = serde_json::json!({
+            "format": "dnas.study.plan", "kind": "truth",
+            "settings": {"archs": a.archs, "repeat": a.repeat, "seed": a.seed, "train_seed": a.train_seed, "near_macs": near, "pool_per_cells": a.pool_per_cells},
+        });
+        (plan, header)
+    };
+    let plan_name = a.set.as_str();
+    let plan = study.create_or_open_plan(plan_name, header, plan)?;
     let macs: Vec<u64> = plan.iter().map(|e| e.macs).collect();
     println!(
-        "truth plan: {} architectures ({} with two seeds), MACs {}..{}, {} runs; recipe {}",
+        "truth plan '{plan_name}': {} architectures ({} with two or more seeds), MACs {}..{}, {} runs; recipe {}",
         plan.len(),
-        k,
+        plan.iter().filter(|e| e.seeds.len() > 1).count(),
         macs.iter().min().unwrap_or(&0),
         macs.iter().max().unwrap_or(&0),
         plan.iter().map(|e| e.seeds.len()).sum::<usize>(),
@@ -403,15 +468,14 @@ pub fn truth_cmd(a: TruthArgs) -> Result<Outcome> {
     }
     let mut trainer = ClassifierRetrainer { runner: a.runner.clone(), teacher: Some(a.teacher.clone()), cheap: false };
     let sched = schedule(&plan);
-    let stats = study.run_schedule(&sched, a.runner.shard, &mut trainer, &mut |s| Truth::load(s, "truth")?.write_snapshot(s))?;
-    let t = Truth::load(&study, "truth")?;
+    let stats = study.run_schedule(&sched, a.runner.shard, &mut trainer, &mut |s| Truth::load(s, plan_name)?.write_snapshot(s))?;
+    let t = Truth::load(&study, plan_name)?;
     t.write_snapshot(&study)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&t)?);
     } else {
         println!("trained {} runs this time, {} already finished", stats.trained, stats.reused);
-        print_noise(&t);
-        println!("written: {}", study.root.join("truth.json").display());
+        print_reliability(plan_name, &t);
     }
     Ok(Outcome::Ok)
 }
@@ -451,8 +515,32 @@ pub struct RankArgs {
     name: Option<String>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Which half of the band set to score: `select` (where defaults are chosen), `report`
+    /// (where they are reported) or `all`. The halves are fixed by --split-seed.
+    #[arg(long, default_value = "all", value_parser = ["all", "select", "report"])]
+    half: String,
+    #[arg(long, default_value_t = 0)]
+    split_seed: u64,
     #[arg(long)]
     json: bool,
+}
+
+/// The band set restricted to one half of its fixed split (`all`: unchanged).
+fn band_half(sets: &mut [(String, Truth)], half: &str, split_seed: u64) {
+    if half == "all" {
+        return;
+    }
+    for (name, t) in sets.iter_mut() {
+        if name == "band" {
+            let keys: Vec<String> = t.archs.iter().map(|a| a.key.clone()).collect();
+            let (select, report) = crate::study::sample::split_halves(&keys, split_seed);
+            let keep = if half == "select" { select } else { report };
+            t.archs.retain(|a| keep.contains(&a.key));
+            let groups: Vec<Vec<f64>> = t.archs.iter().map(|a| a.top1.values().copied().collect()).collect();
+            t.reliability = crate::study::reliability::reliability(&groups);
+            *name = format!("band-{half}");
+        }
+    }
 }
 
 fn run_name(run: &Path, name: &Option<String>) -> String {
@@ -461,13 +549,17 @@ fn run_name(run: &Path, name: &Option<String>) -> String {
 
 pub fn rank_cmd(a: RankArgs) -> Result<Outcome> {
     let study = StudyDir::open(&a.truth)?;
-    let truth = Truth::load(&study, "truth")?;
-    let name = run_name(&a.run, &a.name);
+    let mut sets = Truth::load_sets(&study)?;
+    band_half(&mut sets, &a.half, a.split_seed);
+    let name = match a.half.as_str() {
+        "all" => run_name(&a.run, &a.name),
+        h => format!("{}.{h}", run_name(&a.run, &a.name)),
+    };
     let mut predictors: Vec<(String, Box<dyn Predictor>)> = Vec::new();
-    if super::mfkd::is_mfkd_run(&a.run) {
+    if crate::mfkd::lowfi::is_mfkd_run(&a.run) {
         set_threads(a.threads);
         let resolved = crate::cli::oneshot::resolve_space(&a.run.join("space.json"), a.teacher.as_deref())?;
-        for (label, lowfi) in super::mfkd::lowfi_dirs(&a.run, &a.lowfi, &study, &resolved)? {
+        for (label, lowfi) in crate::mfkd::lowfi::lowfi_dirs(&a.run, &a.lowfi, &study, &resolved)? {
             let runner =
                 RunnerArgs { device: a.device.clone(), threads: a.threads, workers: 2, shard: (0, 1), ckpt_every: 200, plan_only: false };
             let trainer = ClassifierRetrainer { runner, teacher: a.teacher.clone(), cheap: true };
@@ -495,9 +587,10 @@ pub fn rank_cmd(a: RankArgs) -> Result<Outcome> {
             predictors.push((m.label().into(), Box::new(DnaPredictor::from_run("dna", &run, m)?)));
         }
     }
+    let set_refs: Vec<(&str, &Truth)> = sets.iter().map(|(n, t)| (n.as_str(), t)).collect();
     let mut reports = Vec::new();
     for (label, mut p) in predictors {
-        let r = rank(&truth, p.as_mut(), &a.run.display().to_string(), a.seed)?;
+        let r = rank(&set_refs, p.as_mut(), &a.run.display().to_string(), a.seed)?;
         let file = study.root.join("rank").join(format!("{name}.{label}.json"));
         write_atomic(&file, serde_json::to_string_pretty(&r)?.as_bytes())?;
         reports.push(r);
@@ -511,29 +604,56 @@ pub fn rank_cmd(a: RankArgs) -> Result<Outcome> {
         println!("{}", serde_json::to_string_pretty(&reports)?);
         return Ok(Outcome::Ok);
     }
-    print_noise(&truth);
-    println!("{:<16} {:>4} {:>24} {:>24} {:>24}", "predictor", "n", "Kendall τ [95%]", "Spearman ρ [95%]", "prec. top 1/4 [95%]");
-    for r in &reports {
-        println!(
-            "{:<16} {:>4} {:>24} {:>24} {:>24}",
-            r.predictor,
-            r.archs,
-            r.kendall_tau.to_string(),
-            r.spearman_rho.to_string(),
-            r.precision_top_quarter.to_string()
-        );
+    for (set, t) in &sets {
+        print_reliability(set, t);
     }
-    if let Some(m) = reports.first().and_then(|r| r.macs_tau) {
-        println!("{:<16} {:>4} {:>24}", "MACs (baseline)", reports[0].archs, format!("{m:+.3}"));
-    }
+    print_rank_table(&reports);
     if !diffs.is_empty() {
         println!("differences, paired bootstrap over the same architectures:");
         for d in &diffs {
-            println!("  {:<34} Δτ {:>24}   Δρ {:>24}", format!("{} − {}", d.a, d.b), d.kendall_tau.to_string(), d.spearman_rho.to_string());
+            println!(
+                "  {:<34} {:<6} Δτ {:>24}   Δρ {:>24}",
+                format!("{} − {}", d.a, d.b),
+                d.set,
+                d.kendall_tau.to_string(),
+                d.spearman_rho.to_string()
+            );
         }
     }
     println!("reports written to {}", study.root.join("rank").display());
     Ok(Outcome::Ok)
+}
+
+/// Per predictor and set: n (skipped), τ and ρ with nested-bootstrap intervals, MACs' own τ, the
+/// truth's reliability and τ ceiling; then the partial τ given MACs over the sets pooled.
+fn print_rank_table(reports: &[crate::study::rank::RankReport]) {
+    println!(
+        "{:<16} {:<6} {:>8} {:>24} {:>24} {:>8} {:>6} {:>7} {:>7}",
+        "predictor", "set", "n (skip)", "Kendall τ [95%]", "Spearman ρ [95%]", "τ MACs", "rel.", "ceiling", "τ corr."
+    );
+    for r in reports {
+        for s in &r.sets {
+            let opt = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:+.2}"));
+            println!(
+                "{:<16} {:<6} {:>8} {:>24} {:>24} {:>8} {:>6} {:>7} {:>7}",
+                r.predictor,
+                s.set,
+                format!("{} ({})", s.archs, s.skipped.len()),
+                s.kendall_tau.to_string(),
+                s.spearman_rho.to_string(),
+                opt(s.macs_tau),
+                s.reliability.map_or("—".into(), |x| format!("{:.2}", x.icc_mean)),
+                s.reliability.map_or("—".into(), |x| format!("{:.2}", x.tau_ceiling)),
+                opt(s.tau_corrected)
+            );
+        }
+        if let Some(p) = &r.partial_tau_macs {
+            println!("{:<16} {:<6} {:>8} {:>24}   (partial τ given MACs, sets pooled)", r.predictor, "all", r.pooled_archs, p.to_string());
+        }
+        if r.sets.iter().any(|s| !s.skipped.is_empty()) {
+            println!("{:<16} scored on {}", "", r.scored_on);
+        }
+    }
 }
 
 #[derive(Args)]
@@ -546,9 +666,9 @@ pub struct PickArgs {
     /// must have been searched under the same budget).
     #[arg(long)]
     run: PathBuf,
-    /// DNA: the block loss selection adds up (cell-z, as `dnas select`; score, mse, mse-var).
+    /// DNA: the block loss selection adds up (score, as `dnas select`; cell-z, mse, mse-var).
     /// The comparison is named `<run>-<metric>`.
-    #[arg(long, default_value = "cell-z")]
+    #[arg(long, default_value = "score")]
     metric: String,
     /// One-shot runs: the teacher that resolves the space's tensor cuts (and teaches a --kd recipe).
     #[arg(long)]
@@ -613,26 +733,280 @@ fn oneshot_pick(
     Ok((arch, resolved))
 }
 
+/// The pick of any search run under the budget: a DNA run selected here from its rankings with
+/// `metric`; a one-shot or MF-KD run's `arch.json` (searched under the same budget). Also the
+/// resolved space and the teacher a distilling recipe would use.
+fn pick_of_run(
+    run: &Path,
+    study: &StudyDir,
+    metric: &str,
+    teacher: Option<&Path>,
+    max_macs: Option<u64>,
+    max_params: Option<u64>,
+) -> Result<(Arch, crate::space::Resolved, Option<PathBuf>)> {
+    if run.join("oneshot.json").exists() || crate::mfkd::lowfi::is_mfkd_run(run) {
+        let (arch, resolved) = oneshot_pick(run, study, teacher, max_macs, max_params)?;
+        return Ok((arch, resolved, teacher.map(Path::to_path_buf)));
+    }
+    let dir = RunDir::open(run)?;
+    if dir.record.space != study.record.space {
+        bail!("the run searched space {} but the study is of {}", dir.record.space, study.record.space);
+    }
+    let teacher = dir.root.join("teacher.onnx");
+    let (resolved, _) = open_space(&dir.root.join("space.json"), &teacher)?;
+    let choice = choose(&dir, SelectBudget { max_macs, max_params, ..Default::default() }, None, 1, DnaMetric::parse(metric)?)?;
+    Ok((choice.archs.into_iter().next().context("no architecture fits the budget")?, resolved, Some(teacher)))
+}
+
+/// Wall seconds a search run took: one-shot and MF-KD runs record them in `search.json`; a DNA
+/// run's are its block trainings (blocks trained together counted once) plus its rankings.
+fn search_seconds(run: &Path) -> Option<f64> {
+    if let Ok(v) = crate::util::read_json(&run.join("search.json")) {
+        let parts = ["train_seconds", "search_seconds", "seconds"];
+        let sum: f64 = parts.iter().filter_map(|k| v[*k].as_f64()).sum();
+        return (sum > 0.0).then_some(sum);
+    }
+    let dir = RunDir::open(run).ok()?;
+    let blocks = dir.space().ok()?.blocks.len();
+    let mut groups = std::collections::BTreeMap::new();
+    for b in 0..blocks {
+        let done = crate::util::read_json(&dir.done_path(b)).ok()?;
+        groups.insert(done["trained_with"].to_string(), done["seconds"].as_f64()?);
+    }
+    let eval: f64 = crate::search::choose::load_rankings(&dir, blocks).ok()?.iter().map(|r| r.seconds).sum();
+    Some(groups.values().sum::<f64>() + eval)
+}
+
+#[derive(Args)]
+pub struct PicksArgs {
+    /// Study directory with a band set (dnas study truth --set band).
+    #[arg(long)]
+    truth: PathBuf,
+    /// The search runs, one per search seed (repeat the flag or separate with commas).
+    #[arg(long = "run", value_delimiter = ',', required = true)]
+    runs: Vec<PathBuf>,
+    /// Name of the comparison (the strategy and its settings, e.g. dna-score).
+    #[arg(long)]
+    name: String,
+    /// DNA: the block loss selection adds up (score, cell-z, mse, mse-var).
+    #[arg(long, default_value = "score")]
+    metric: String,
+    /// One-shot and MF-KD runs: the teacher that resolves the space's tensor cuts.
+    #[arg(long)]
+    teacher: Option<PathBuf>,
+    /// Budget file (max_macs / max_params): the picks' budget, the band's.
+    #[arg(long)]
+    budget: Option<PathBuf>,
+    #[arg(long, value_parser = parse_count)]
+    max_macs: Option<u64>,
+    #[arg(long, value_parser = parse_count)]
+    max_params: Option<u64>,
+    /// Retraining seeds of every pick (the band set's).
+    #[arg(long, value_delimiter = ',', default_value = "0,1")]
+    seeds: Vec<u64>,
+    #[command(flatten)]
+    runner: RunnerArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn picks_cmd(a: PicksArgs) -> Result<Outcome> {
+    let study = StudyDir::open(&a.truth)?;
+    if !study.plan_path("band").exists() {
+        bail!("'{}' has no band set: run dnas study truth --set band -o {} first", a.truth.display(), a.truth.display());
+    }
+    let (max_macs, max_params) = super::oneshot::cost_limits(a.budget.as_deref(), a.max_macs, a.max_params)?;
+    if max_macs.is_none() && max_params.is_none() {
+        bail!("give --budget, --max-macs or --max-params: the picks were searched under it");
+    }
+    let mut plan = Vec::new();
+    let mut teacher = a.teacher.clone();
+    for run in &a.runs {
+        let (arch, _, t) = pick_of_run(run, &study, &a.metric, a.teacher.as_deref(), max_macs, max_params)
+            .with_context(|| format!("the pick of '{}'", run.display()))?;
+        teacher = teacher.or(t);
+        plan.push(PlanEntry {
+            key: arch_key(&arch),
+            why: format!("pick of {}", run.display()),
+            params: arch.predicted.params,
+            macs: arch.predicted.macs,
+            seeds: a.seeds.clone(),
+            arch,
+        });
+    }
+    let budget_json = serde_json::json!({"max_macs": max_macs, "max_params": max_params});
+    let header = serde_json::json!({"format": "dnas.study.plan", "version": 2, "kind": "picks", "runs": a.runs, "budget": budget_json,
+        "settings": {"metric": &a.metric, "seeds": &a.seeds}});
+    let plan = study.create_or_open_plan(&format!("picks-{}", a.name), header, plan)?;
+    if a.runner.plan_only {
+        for e in &plan {
+            println!("  {:>9} MACs {:>7} params  {}  ({})", e.macs, e.params, e.key, e.why);
+        }
+        return Ok(Outcome::Ok);
+    }
+    let mut trainer = ClassifierRetrainer { runner: a.runner.clone(), teacher, cheap: false };
+    study.run_schedule(&schedule(&plan), a.runner.shard, &mut trainer, &mut |_| Ok(()))?;
+    let band = Truth::load(&study, "band")?;
+    let band_seeds: Vec<Vec<f64>> = band.archs.iter().map(|x| x.top1.values().copied().collect()).collect();
+    let runs_done: Vec<_> = band.archs.iter().flat_map(|x| x.top1.keys().map(move |s| (x.key.clone(), *s))).collect();
+    let mut secs = Vec::new();
+    for (k, s) in &runs_done {
+        if let Some(r) = study.result(k, *s)? {
+            secs.push(r.seconds);
+        }
+    }
+    let truth_secs = (!secs.is_empty()).then(|| secs.iter().sum::<f64>() / secs.len() as f64);
+    let mut picks = Vec::new();
+    for (e, run) in plan.iter().zip(&a.runs) {
+        let mut seeds = Vec::new();
+        for &s in &e.seeds {
+            if let Some(t) = study.result(&e.key, s)?.and_then(|r| r.test_top1) {
+                seeds.push(t);
+            }
+        }
+        if seeds.is_empty() {
+            continue;
+        }
+        picks.push(crate::study::picks::SeedPick {
+            run: run.display().to_string(),
+            key: e.key.clone(),
+            macs: e.macs,
+            params: e.params,
+            top1: seeds.iter().sum::<f64>() / seeds.len() as f64,
+            seeds,
+            band_percentile: f64::NAN,
+            search_seconds: search_seconds(run),
+        });
+    }
+    let r = crate::study::picks::picks_report(&a.name, budget_json, picks, &band_seeds, truth_secs, 0)?;
+    write_atomic(&study.root.join("picks").join(format!("{}.json", a.name)), serde_json::to_string_pretty(&r)?.as_bytes())?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(Outcome::Ok);
+    }
+    for p in &r.picks {
+        println!("  {:.2}%  band percentile {:>3.0}%  {}  ({})", 100.0 * p.top1, 100.0 * p.band_percentile, p.key, p.run);
+    }
+    let iv = r.interval.map_or("—".to_string(), |(lo, hi)| format!("[{:.2}, {:.2}]", 100.0 * lo, 100.0 * hi));
+    println!(
+        "{}: mean pick {:.2}% {iv} over {} search seeds; band mean {:.2}% (std {:.2}, {} architectures); mean band percentile {:.0}%; p vs band {:.3}",
+        r.name,
+        100.0 * r.mean,
+        r.picks.len(),
+        100.0 * r.band.mean,
+        100.0 * r.band.std,
+        r.band.archs,
+        100.0 * r.band_percentile_mean,
+        r.p_vs_band
+    );
+    if let Some(rs) = &r.random_search {
+        println!(
+            "random search at equal compute ({} trainings): {:.2}% expected (single outcomes {:.2}..{:.2})",
+            rs.trainings,
+            100.0 * rs.mean,
+            100.0 * rs.lo,
+            100.0 * rs.hi
+        );
+    }
+    Ok(Outcome::Ok)
+}
+
+#[derive(Args)]
+pub struct RecipesArgs {
+    /// Study directories, one per candidate recipe (repeat or separate with commas).
+    #[arg(long = "dir", value_delimiter = ',', required = true)]
+    dirs: Vec<PathBuf>,
+    /// The plan the recipes were measured on.
+    #[arg(long, default_value = "band")]
+    plan: String,
+    /// Reliability of the truth value (the mean of --seeds seeds) a recipe must reach.
+    #[arg(long, default_value_t = 0.8)]
+    target: f64,
+    /// Seeds per architecture the truth will use.
+    #[arg(long, default_value_t = 2)]
+    seeds: usize,
+    /// Where recipes.json is written (default: the first directory's parent).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub fn recipes_cmd(a: RecipesArgs) -> Result<Outcome> {
+    let mut rows = Vec::new();
+    for d in &a.dirs {
+        let study = StudyDir::open(d)?;
+        let t = Truth::load(&study, &a.plan)?;
+        let mut secs = Vec::new();
+        for x in &t.archs {
+            for s in x.top1.keys() {
+                if let Some(r) = study.result(&x.key, *s)? {
+                    secs.push(r.seconds);
+                }
+            }
+        }
+        let mean_s = (!secs.is_empty()).then(|| secs.iter().sum::<f64>() / secs.len() as f64);
+        let rel_k = t.reliability.map(|r| crate::study::reliability::reliability_of_mean(r.icc1, a.seeds as f64));
+        rows.push(serde_json::json!({
+            "dir": d, "recipe": study.record.recipe, "runs": t.finished_runs, "planned": t.planned_runs,
+            "seconds_per_run": mean_s, "reliability": t.reliability, "reliability_of_mean": rel_k, "seeds": a.seeds,
+        }));
+    }
+    // The cheapest finished recipe that reaches the target; else the most reliable, said so.
+    let complete = |r: &serde_json::Value| r["runs"] == r["planned"] && r["reliability_of_mean"].is_f64();
+    let mut reaching: Vec<&serde_json::Value> =
+        rows.iter().filter(|r| complete(r) && r["reliability_of_mean"].as_f64().unwrap_or(0.0) >= a.target).collect();
+    reaching
+        .sort_by(|x, y| x["seconds_per_run"].as_f64().unwrap_or(f64::MAX).total_cmp(&y["seconds_per_run"].as_f64().unwrap_or(f64::MAX)));
+    let decision = match reaching.first() {
+        Some(r) => {
+            serde_json::json!({"chosen": r["dir"], "why": format!("the cheapest recipe whose {}-seed reliability is ≥ {}", a.seeds, a.target)})
+        }
+        None => {
+            let best = rows.iter().filter(|r| complete(r)).max_by(|x, y| {
+                x["reliability_of_mean"].as_f64().unwrap_or(0.0).total_cmp(&y["reliability_of_mean"].as_f64().unwrap_or(0.0))
+            });
+            serde_json::json!({"chosen": best.map(|b| b["dir"].clone()),
+                "why": format!("no finished recipe reaches a {}-seed reliability of {}: the most reliable one (the band is flat at this cost)", a.seeds, a.target)})
+        }
+    };
+    println!(
+        "{:<40} {:>9} {:>8} {:>10} {:>11} {:>7} {:>9}",
+        "recipe (study directory)",
+        "runs",
+        "s/run",
+        "seed std",
+        "arch std",
+        "ICC(1)",
+        format!("rel. {}-seed", a.seeds)
+    );
+    for r in &rows {
+        let rel = &r["reliability"];
+        let f = |v: &serde_json::Value, scale: f64, d: usize| v.as_f64().map_or("—".to_string(), |x| format!("{:.*}", d, scale * x));
+        println!(
+            "{:<40} {:>9} {:>8} {:>10} {:>11} {:>7} {:>9}",
+            Path::new(r["dir"].as_str().unwrap_or("")).file_name().and_then(|s| s.to_str()).unwrap_or(""),
+            format!("{}/{}", r["runs"], r["planned"]),
+            f(&r["seconds_per_run"], 1.0, 0),
+            f(&rel["within_std"], 100.0, 2),
+            f(&rel["between_std"], 100.0, 2),
+            f(&rel["icc1"], 1.0, 2),
+            f(&r["reliability_of_mean"], 1.0, 2)
+        );
+    }
+    println!("decision: {} — {}", decision["chosen"], decision["why"].as_str().unwrap_or(""));
+    let out = a.out.clone().unwrap_or_else(|| a.dirs[0].parent().map(Path::to_path_buf).unwrap_or_default()).join("recipes.json");
+    let doc = serde_json::json!({"format": "dnas.study.recipes", "version": 1, "plan": a.plan, "target": a.target, "recipes": rows, "decision": decision});
+    write_atomic(&out, serde_json::to_string_pretty(&doc)?.as_bytes())?;
+    println!("written: {}", out.display());
+    Ok(Outcome::Ok)
+}
+
 pub fn pick_cmd(a: PickArgs) -> Result<Outcome> {
     let study = StudyDir::open(&a.truth)?;
     let (max_macs, max_params) = super::oneshot::cost_limits(a.budget.as_deref(), a.max_macs, a.max_params)?;
     if max_macs.is_none() && max_params.is_none() {
         bail!("give --budget, --max-macs or --max-params: the pick and the random architectures share that budget");
     }
-    let (picked, resolved, teacher) = if a.run.join("oneshot.json").exists() || super::mfkd::is_mfkd_run(&a.run) {
-        let (arch, resolved) = oneshot_pick(&a.run, &study, a.teacher.as_deref(), max_macs, max_params)?;
-        (arch, resolved, a.teacher.clone())
-    } else {
-        let run = RunDir::open(&a.run)?;
-        if run.record.space != study.record.space {
-            bail!("the run searched space {} but the study is of {}", run.record.space, study.record.space);
-        }
-        let teacher = run.root.join("teacher.onnx");
-        let (resolved, _) = open_space(&run.root.join("space.json"), &teacher)?;
-        let metric = DnaMetric::parse(&a.metric)?;
-        let choice = choose(&run, SelectBudget { max_macs, max_params, ..Default::default() }, None, 1, metric)?;
-        (choice.archs.into_iter().next().context("no architecture fits the budget")?, resolved, Some(teacher))
-    };
+    let (picked, resolved, teacher) = pick_of_run(&a.run, &study, &a.metric, a.teacher.as_deref(), max_macs, max_params)?;
     let mut cost = PointCost::new(&resolved)?;
     let random = random_within(&resolved, &mut cost, a.random, a.seed, max_macs, max_params)?;
     let dna = a.run.join("run.json").exists();

@@ -14,9 +14,9 @@ use std::process::{Command, Stdio};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 
-use super::validate::read_model_file;
 use super::Outcome;
 use crate::validate::latency::{measure_pair, LatencyConfig, LatencyRow, Target, Timing};
+use crate::validate::model_file::read_model_file;
 use crate::validate::ort_rt::{init_shared_pool_environment, OrtProvider};
 
 #[derive(Args)]

@@ -2,7 +2,7 @@
 //! imported graph, top-1 through ONNX Runtime and tract, latency per target (settings logged with
 //! every figure), the budget checked; a JSON report; exit 0 pass, 1 budget violated, 2 error.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -17,6 +17,7 @@ use crate::util::write_atomic;
 use crate::validate::accuracy::{ort_top1, tract_top1};
 use crate::validate::budget::{Budget, Measured};
 use crate::validate::latency::{measure, measure_pair, LatencyConfig, Target, Timing, DEFAULT_TARGETS};
+use crate::validate::model_file::read_model_file;
 
 #[derive(Args)]
 pub struct ValidateArgs {
@@ -52,21 +53,6 @@ pub struct ValidateArgs {
     report: Option<PathBuf>,
     #[arg(long)]
     json: bool,
-}
-
-fn input_shape_batch1(g: &crate::ir::Graph) -> Result<Vec<usize>> {
-    let shapes = crate::ir::fixed_input_shapes(g, 1)?;
-    let input = g.data_inputs().next().context("the model has no input")?;
-    shapes.get(&input.name).cloned().context("the model's input has no shape")
-}
-
-/// An ONNX model to validate or time: its bytes, its IR and its input shape at batch 1; errors
-/// name the file.
-pub(super) fn read_model_file(p: &Path) -> Result<(Vec<u8>, crate::ir::Graph, Vec<usize>)> {
-    let bytes = std::fs::read(p).with_context(|| format!("cannot read '{}'", p.display()))?;
-    let graph = crate::onnx::read_model(&bytes).with_context(|| format!("'{}'", p.display()))?;
-    let shape = input_shape_batch1(&graph).with_context(|| format!("'{}'", p.display()))?;
-    Ok((bytes, graph, shape))
 }
 
 /// Whether a target is ONNX Runtime with its provider in the loaded library (an unavailable one

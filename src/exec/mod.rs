@@ -1,7 +1,6 @@
 //! The tch executor: runs an IR graph with frozen weights on `cpu` or `cuda:N` and returns the
 //! graph outputs plus any named intermediate tensors ("taps", used to cut a teacher into blocks).
 
-pub mod convert;
 pub mod fused;
 
 use std::collections::{HashMap, HashSet};
@@ -9,23 +8,15 @@ use std::collections::{HashMap, HashSet};
 use anyhow::{anyhow, bail, Context, Result};
 use tch::{Device, Kind};
 
-pub use convert::{device_arg, from_tch, parse_device, to_tch};
+/// The tch ⇄ IR conversions live with the op semantics that need them ([`crate::ops::convert`]).
+pub use crate::ops::convert;
+pub use crate::ops::convert::{device_arg, from_tch, parse_device, to_tch};
 
-use crate::ir::{Facts, Graph, Node, Op, Tensor};
+use crate::ir::{Graph, Node, Op};
 use crate::ops;
-use crate::ops::infer::infer_with;
 
-/// Shape inference for `g` with small constant subgraphs folded through the executor.
-pub fn infer(g: &Graph, input_shapes: &HashMap<String, Vec<usize>>) -> Result<Facts> {
-    infer_with(g, input_shapes, &fold_node)
-}
-
-/// Evaluates one node on constant inputs on the CPU (the folding hook of shape inference).
-pub fn fold_node(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
-    let _guard = tch::no_grad_guard();
-    let ins: Vec<Option<tch::Tensor>> = inputs.iter().map(|t| t.map(|t| to_tch(t, Device::Cpu)).transpose()).collect::<Result<_>>()?;
-    ops::eval(&node.op, &ins)?.iter().map(from_tch).collect()
-}
+/// Shape inference with constant folding is op semantics: it lives in [`crate::ops::infer`].
+pub use crate::ops::infer::{fold_node, infer};
 
 /// Gives a 4-D tensor NHWC strides (PyTorch's channels_last memory format), which makes
 /// libtorch pick its oneDNN convolution kernels; values and logical shape are unchanged.
@@ -390,6 +381,7 @@ pub fn interpret(
 mod tests {
     use super::*;
     use crate::ir::builder::Builder;
+    use crate::ir::Tensor;
 
     /// `exec`'s graph on input `x` through the plain interpreter: no in-place nodes, no fusion.
     fn plain_run(exec: &Executor, x: &tch::Tensor, taps: &[&str]) -> HashMap<String, tch::Tensor> {

@@ -11,6 +11,7 @@
 //! proposals and continues with the first unfinished evaluation.
 
 pub mod encode;
+pub mod lowfi;
 pub mod surrogate;
 
 use anyhow::{bail, Result};

@@ -52,6 +52,39 @@ impl<P: Clone> Board<P> {
         Board { capacity: capacity.max(1), margin, entries: Vec::new() }
     }
 
+    /// Cream's final pick: every entry re-scored by `score` (held-out top-1 with inherited
+    /// weights after BN recalibration — not the one training batch it was admitted on), the best
+    /// among those that `fits` the budget; ties go to fewer MACs, then the key. Returns the index
+    /// of the pick and every entry's held-out score (`None` for those outside the budget), or
+    /// `None` when no entry fits.
+    pub fn pick_held_out(
+        &self,
+        fits: impl Fn(&Entry<P>) -> bool,
+        mut score: impl FnMut(&Entry<P>) -> anyhow::Result<f64>,
+    ) -> anyhow::Result<Option<(usize, Vec<Option<f64>>)>> {
+        let mut scores = Vec::with_capacity(self.entries.len());
+        let mut best: Option<(usize, f64)> = None;
+        for (i, e) in self.entries.iter().enumerate() {
+            if !fits(e) {
+                scores.push(None);
+                continue;
+            }
+            let s = score(e)?;
+            scores.push(Some(s));
+            let wins = match best {
+                None => true,
+                Some((b, bs)) => {
+                    let o = &self.entries[b];
+                    s > bs || (s == bs && (e.macs, &e.key) < (o.macs, &o.key))
+                }
+            };
+            if wins {
+                best = Some((i, s));
+            }
+        }
+        Ok(best.map(|(i, _)| (i, scores)))
+    }
+
     pub fn worst(&self) -> Option<&Entry<P>> {
         self.entries.last()
     }
@@ -96,6 +129,28 @@ mod tests {
 
     fn e(top1: f64, macs: u64, key: &str) -> Entry<()> {
         Entry { top1, macs, key: key.into(), path: (), step: 0 }
+    }
+
+    #[test]
+    fn the_pick_is_the_held_out_best_within_the_budget() {
+        // Train-batch scores put "a" first; held out, "c" is best but over budget, "b" is the
+        // best that fits; "d" ties "b" held out with more MACs.
+        let mut b = Board::new(4, 0.0);
+        b.entries = vec![e(0.60, 50, "a"), e(0.55, 60, "b"), e(0.50, 90, "c"), e(0.45, 70, "d")];
+        let held = |x: &Entry<()>| -> anyhow::Result<f64> {
+            Ok(match x.key.as_str() {
+                "a" => 0.70,
+                "b" => 0.80,
+                "c" => 0.90,
+                _ => 0.80,
+            })
+        };
+        let (i, scores) = b.pick_held_out(|x| x.macs <= 80, held).unwrap().unwrap();
+        assert_eq!(b.entries[i].key, "b");
+        assert_eq!(scores, vec![Some(0.70), Some(0.80), None, Some(0.80)]);
+        assert_eq!(b.best().unwrap().key, "a", "the board's own order is the training batch's");
+        assert!(b.pick_held_out(|x| x.macs <= 10, held).unwrap().is_none());
+        assert!(b.pick_held_out(|_| true, |_| anyhow::bail!("no data")).is_err());
     }
 
     fn keys(b: &Board<()>) -> Vec<&str> {

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor as T};
 
 use super::board::{Admission, Board, Entry};
+use super::loss::{cream_loss, soft_cross_entropy, TOP1_M};
 use super::meta::{features, unrolled, MetaConfig, MetaMatcher, Slice, UnrollSlices};
 use super::OneShotNet;
 use crate::data::Batch;
@@ -27,7 +28,8 @@ use crate::train::Learner;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Matching {
-    /// The best board path, m = 1 (KD and CE weighted equally).
+    /// The best board path with m = ½ (the reference's fixed weight without the meta-network:
+    /// ¼·KD + ¾·CE under Cream's (m·KD + (2 − m)·CE)/2).
     Top1,
     /// The meta-network's choice and m = sigmoid(−score) ([`super::meta`]).
     Meta,
@@ -44,18 +46,6 @@ pub struct CreamConfig {
     /// Settings of the meta-network (`Matching::Meta` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<MetaConfig>,
-}
-
-/// Soft cross-entropy of `student` logits to softmax(`teacher` logits), batch mean (T = 1).
-pub fn soft_cross_entropy(student: &T, teacher: &T) -> Result<T> {
-    let p = teacher.f_softmax(1, Kind::Float)?;
-    let logq = student.f_log_softmax(1, Kind::Float)?;
-    Ok(p.f_mul(&logq)?.f_sum_dim_intlist(1, false, Kind::Float)?.f_mean(Kind::Float)?.f_neg()?)
-}
-
-/// Cream's loss: (m·KD + (2 − m)·CE) / 2.
-pub fn cream_loss(kd: &T, ce: &T, m: f64) -> Result<T> {
-    Ok(kd.f_mul_scalar(m)?.f_add(&ce.f_mul_scalar(2.0 - m)?)?.f_div_scalar(2.0)?)
 }
 
 pub struct OneShotLearner {
@@ -113,7 +103,7 @@ impl OneShotLearner {
     /// `Matching::Meta`, a meta update runs first when `step` is one of its steps.
     fn teacher(&mut self, path: &Point, x: &T, y: &T, step: usize) -> Result<Option<(Point, f64)>> {
         let Some(best) = self.board.best().cloned() else { return Ok(None) };
-        let Some(matcher) = self.matcher.as_mut() else { return Ok(Some((best.path, 1.0))) };
+        let Some(matcher) = self.matcher.as_mut() else { return Ok(Some((best.path, TOP1_M))) };
         let slices = self
             .board
             .entries
@@ -261,31 +251,5 @@ impl Learner for OneShotLearner {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kd_and_cream_loss_against_their_closed_forms() {
-        // One row: teacher logits (0, ln 3) → p = (1/4, 3/4); student logits (0, 0) → log q = (−ln 2, −ln 2).
-        // Soft CE = −Σ p log q = ln 2. Second row: equal logits → p = q = (1/2, 1/2), CE = ln 2.
-        let t = T::from_slice(&[0.0f32, 3f32.ln(), 1.0, 1.0]).reshape([2, 2]);
-        let s = T::from_slice(&[0.0f32, 0.0, 5.0, 5.0]).reshape([2, 2]);
-        let kd = soft_cross_entropy(&s, &t).unwrap().double_value(&[]);
-        assert!((kd - 2f64.ln()).abs() < 1e-6, "{kd}");
-        // Asymmetric case: teacher p = (1, 0) (large gap), student logits (1, 0): −log(e/(e+1)).
-        let t = T::from_slice(&[50.0f32, 0.0]).reshape([1, 2]);
-        let s = T::from_slice(&[1.0f32, 0.0]).reshape([1, 2]);
-        let kd = soft_cross_entropy(&s, &t).unwrap().double_value(&[]);
-        let want = -(1f64.exp() / (1f64.exp() + 1.0)).ln();
-        assert!((kd - want).abs() < 1e-6, "{kd} vs {want}");
-        // (m·KD + (2−m)·CE)/2: m = 1 → mean; m = 0 → CE; m = 2 → KD.
-        let (kd, ce) = (T::from(3.0f64), T::from(1.0f64));
-        for (m, want) in [(1.0, 2.0), (0.0, 1.0), (2.0, 3.0), (0.5, 1.5)] {
-            assert!((cream_loss(&kd, &ce, m).unwrap().double_value(&[]) - want).abs() < 1e-12, "m = {m}");
-        }
     }
 }

@@ -22,7 +22,7 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor as T};
 
-use super::learner::soft_cross_entropy;
+use super::loss::soft_cross_entropy;
 use super::OneShotNet;
 use crate::space::point::Point;
 

@@ -11,6 +11,7 @@
 pub mod board;
 pub mod evolve;
 pub mod learner;
+pub mod loss;
 pub mod meta;
 
 use std::collections::HashMap;

@@ -45,7 +45,7 @@ pub fn deploy_bytes(g: &Graph, metadata: &[(&str, String)], opts: &WriteOptions,
     strip_for_inference(&mut g);
     // Declared output shapes (onnx.checker's full check wants them); the writer makes the batch symbolic.
     if g.outputs.iter().any(|o| o.shape.is_none()) {
-        let facts = crate::exec::infer(&g, &crate::ir::fixed_input_shapes(&g, 1)?)?;
+        let facts = crate::ops::infer::infer(&g, &crate::ir::fixed_input_shapes(&g, 1)?)?;
         for o in g.outputs.iter_mut().filter(|o| o.shape.is_none()) {
             if let Some(f) = facts.get(&o.name) {
                 o.shape = Some(f.shape.iter().map(|&d| crate::ir::Dim::Fixed(d)).collect());

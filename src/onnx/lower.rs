@@ -38,7 +38,7 @@ pub fn for_opset(g: &Graph, opset: i64) -> Result<Cow<'_, Graph>> {
         return Ok(Cow::Borrowed(g));
     }
     // Ranks, when the graph's inputs have fixed shapes (symbolic batch = 1).
-    let facts = crate::ir::fixed_input_shapes(g, 1).ok().and_then(|s| crate::exec::infer(g, &s).ok());
+    let facts = crate::ir::fixed_input_shapes(g, 1).ok().and_then(|s| crate::ops::infer::infer(g, &s).ok());
     let mut out = g.clone();
     out.nodes.clear();
     for n in &g.nodes {

@@ -3,15 +3,13 @@
 pub mod export;
 pub mod lower;
 pub mod read;
-pub mod tensor;
 pub mod validity;
 pub mod write;
 
-/// Messages generated from `schemas/onnx.proto`.
-pub mod proto {
-    #![allow(clippy::all, missing_docs)]
-    include!(concat!(env!("OUT_DIR"), "/onnx.rs"));
-}
+/// The wire format lives in [`crate::proto`] (a leaf the op families share); these names stay
+/// for callers of `onnx::proto` and `onnx::tensor`.
+pub use crate::proto;
+pub use crate::proto::tensor;
 
 pub use read::{read_file, read_model};
 pub use write::{write_file, write_model, WriteOptions};

@@ -6,10 +6,10 @@ use std::path::Path;
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use prost::Message;
 
-use super::proto::{ModelProto, ValueInfoProto};
-use super::tensor::tensor_from_proto;
 use crate::ir::{DType, Dim, Graph, Node, Op, Tensor, ValueInfo};
 use crate::ops;
+use crate::proto::tensor::tensor_from_proto;
+use crate::proto::{ModelProto, ValueInfoProto};
 
 /// Reads and imports an ONNX file.
 pub fn read_file(path: &Path) -> Result<Graph> {
@@ -58,7 +58,7 @@ fn import(model: &ModelProto) -> Result<Graph> {
             node_inputs.pop();
         }
         ensure!(n.output.iter().any(|o| !o.is_empty()), "node '{}' ({}) has no output", name, n.op_type());
-        let named = super::proto::NodeProto { name: Some(name.clone()), ..n.clone() };
+        let named = crate::proto::NodeProto { name: Some(name.clone()), ..n.clone() };
         let op =
             ops::parse(&named, opset, &mut node_inputs, &mut initializers).with_context(|| format!("node '{}' ({})", name, n.op_type()))?;
         nodes.push(Node { name, op, inputs: node_inputs, outputs: n.output.clone() });
@@ -121,7 +121,7 @@ pub fn constant_values(g: &Graph) -> BTreeMap<String, Tensor> {
 fn value_info(v: &ValueInfoProto) -> Result<ValueInfo> {
     let name = v.name().to_string();
     let tt = match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
-        Some(super::proto::type_proto::Value::TensorType(tt)) => tt,
+        Some(crate::proto::type_proto::Value::TensorType(tt)) => tt,
         None => bail!("value '{name}' has no tensor type"),
     };
     let dtype =
@@ -131,8 +131,8 @@ fn value_info(v: &ValueInfoProto) -> Result<ValueInfo> {
             .iter()
             .enumerate()
             .map(|(i, d)| match &d.value {
-                Some(super::proto::tensor_shape_proto::dimension::Value::DimValue(v)) if *v >= 0 => Dim::Fixed(*v as usize),
-                Some(super::proto::tensor_shape_proto::dimension::Value::DimParam(p)) => Dim::Sym(p.clone()),
+                Some(crate::proto::tensor_shape_proto::dimension::Value::DimValue(v)) if *v >= 0 => Dim::Fixed(*v as usize),
+                Some(crate::proto::tensor_shape_proto::dimension::Value::DimParam(p)) => Dim::Sym(p.clone()),
                 _ => Dim::Sym(format!("{name}_{i}")),
             })
             .collect()
@@ -142,7 +142,7 @@ fn value_info(v: &ValueInfoProto) -> Result<ValueInfo> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::proto::{
+    use crate::proto::{
         tensor_shape_proto::{dimension, Dimension},
         type_proto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto, ValueInfoProto,
     };

@@ -7,14 +7,14 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use prost::Message;
 
-use super::proto::{
-    tensor_shape_proto::{dimension, Dimension},
-    type_proto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorShapeProto, TypeProto, ValueInfoProto,
-};
-use super::tensor::tensor_to_proto;
 use super::{read::constant_values, DEFAULT_IR_VERSION, DEFAULT_OPSET};
 use crate::ir::{Dim, Graph, ValueInfo};
 use crate::ops;
+use crate::proto::tensor::tensor_to_proto;
+use crate::proto::{
+    tensor_shape_proto::{dimension, Dimension},
+    type_proto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorShapeProto, TypeProto, ValueInfoProto,
+};
 
 #[derive(Clone, Debug)]
 pub struct WriteOptions {

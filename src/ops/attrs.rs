@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use anyhow::{anyhow, bail, ensure, Result};
 
 use crate::ir::{AutoPad, Op, Tensor};
-use crate::onnx::proto::{attribute_proto::AttributeType, AttributeProto, NodeProto};
-use crate::onnx::tensor::{tensor_from_proto, tensor_to_proto};
+use crate::proto::tensor::{tensor_from_proto, tensor_to_proto};
+use crate::proto::{attribute_proto::AttributeType, AttributeProto, NodeProto};
 
 /// One node being parsed: its attributes (with "unknown attribute" detection), the model's
 /// opset, and its inputs, which a family may rewrite to the canonical form.

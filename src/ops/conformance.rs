@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::exec::{from_tch, to_tch};
 use crate::ir::{Fact, Op, Tensor};
-use crate::onnx::proto::NodeProto;
+use crate::proto::NodeProto;
 
 /// Emits `op` for `opset` with `inputs` (constant ones given in `consts`), reads the node back,
 /// and checks the op is the same and every input means the same (a constant moved into an
@@ -142,7 +142,7 @@ pub fn graph_runtimes_agree(label: &str, g: crate::ir::Graph, x_shape: &[usize],
     let exec = crate::exec::Executor::new(read.clone(), tch::Device::Cpu).unwrap_or_else(|e| panic!("{label}: executor: {e:#}"));
     let tch_out = Array::from_tch(&exec.forward(&x.to_tch().unwrap()).unwrap_or_else(|e| panic!("{label}: tch: {e:#}"))).unwrap();
     let facts =
-        crate::exec::infer(&read, &[("x".to_string(), x_shape.to_vec())].into()).unwrap_or_else(|e| panic!("{label}: infer: {e:#}"));
+        crate::ops::infer::infer(&read, &[("x".to_string(), x_shape.to_vec())].into()).unwrap_or_else(|e| panic!("{label}: infer: {e:#}"));
     assert_eq!(facts["y"].shape, tch_out.shape, "{label}: inferred vs evaluated shape");
     let ort = OrtModel::new(&bytes, 1)
         .unwrap_or_else(|e| panic!("{label}: ORT session: {e:#}"))

@@ -15,12 +15,25 @@ use anyhow::{anyhow, ensure, Context, Result};
 
 use crate::ir::{Dim, Fact, Facts, Graph, Node, Tensor};
 
-/// Evaluates one node on known constant inputs (the tch executor provides this), so that shape
-/// subgraphs fold with exactly the executor's semantics.
+/// Evaluates one node on known constant inputs ([`fold_node`]: the families' own tch evaluation),
+/// so that shape subgraphs fold with exactly the executor's semantics.
 pub type Folder<'a> = &'a dyn Fn(&Node, &[Option<&Tensor>]) -> Result<Vec<Tensor>>;
 
 /// Largest output (elements) that is folded: shape computations, never activations.
 pub const FOLD_LIMIT: usize = 4096;
+
+/// Shape inference for `g` with small constant subgraphs folded by evaluating them on the CPU.
+pub fn infer(g: &Graph, input_shapes: &HashMap<String, Vec<usize>>) -> Result<Facts> {
+    infer_with(g, input_shapes, &fold_node)
+}
+
+/// Evaluates one node on constant inputs on the CPU (the folding hook of shape inference).
+pub fn fold_node(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
+    let _guard = tch::no_grad_guard();
+    let ins: Vec<Option<tch::Tensor>> =
+        inputs.iter().map(|t| t.map(|t| super::convert::to_tch(t, tch::Device::Cpu)).transpose()).collect::<Result<_>>()?;
+    super::eval(&node.op, &ins)?.iter().map(super::convert::from_tch).collect()
+}
 
 /// Infers a fact for every value of `g` given the shapes of its data inputs, folding small
 /// constant subgraphs through `fold`.

@@ -6,8 +6,8 @@
 //! the compiler point at the one match to extend.
 //!
 //! Layering: `ops` reads `ir` (the types), `onnx::proto` and `onnx::tensor` (the generated
-//! messages and tensor (de)serialisation, leaves) and `exec::convert` (IR ⇄ tch tensors, a
-//! leaf); the passes above it — `onnx::read`/`write`, [`infer`], [`cost`], the executor — call
+//! messages and tensor (de)serialisation, leaves) and holds [`convert`] (IR ⇄ tch tensors and
+//! devices, a leaf); the passes above it — `onnx::read`/`write`, [`infer`], [`cost`], the executor — call
 //! into it, never the other way round.
 
 pub mod activation;
@@ -15,6 +15,7 @@ pub mod attrs;
 pub mod broadcast;
 pub mod constant;
 pub mod conv;
+pub mod convert;
 pub mod cost;
 pub mod elementwise;
 pub mod infer;
@@ -41,7 +42,7 @@ use anyhow::{bail, Result};
 use tch::Tensor as T;
 
 use crate::ir::{Fact, Op, Tensor};
-use crate::onnx::proto::{AttributeProto, NodeProto};
+use crate::proto::{AttributeProto, NodeProto};
 pub use attrs::{EmitCx, ParseCx};
 
 /// What one op family provides. Every method receives only ops of its family ([`family`]).

@@ -115,7 +115,7 @@ impl Family for Resize {
     fn eval(&self, op: &Op, ins: &[Option<T>]) -> Result<Vec<T>> {
         let Op::Resize { linear, coordinates } = op else { return Err(not_mine(self, op)) };
         let x = super::torch::req(ins, 0)?;
-        let read = |k: usize| -> Result<Option<crate::ir::Tensor>> { opt(ins, k).map(crate::exec::from_tch).transpose() };
+        let read = |k: usize| -> Result<Option<crate::ir::Tensor>> { opt(ins, k).map(super::convert::from_tch).transpose() };
         let scales = read(2)?.map(|t| floats(&t)).transpose()?;
         let sizes = read(3)?.map(|t| t.as_i64s()).transpose()?;
         let (hw, s) = output_hw(&dims(x), scales, sizes)?;
@@ -136,7 +136,7 @@ mod tests {
 
     #[test]
     fn upsample_reads_as_a_nearest_asymmetric_resize_and_linear_upsample_is_refused() {
-        use crate::onnx::proto::{attribute_proto::AttributeType, AttributeProto, NodeProto};
+        use crate::proto::{attribute_proto::AttributeType, AttributeProto, NodeProto};
         let scales = AttributeProto {
             name: Some("scales".into()),
             r#type: Some(AttributeType::Floats as i32),

@@ -3,7 +3,7 @@
 use anyhow::{anyhow, Result};
 use tch::Tensor as T;
 
-pub use crate::exec::convert::{ints, kind_of, scalar, to_tch};
+pub use super::convert::{ints, kind_of, scalar, to_tch};
 
 /// Required input #k.
 pub fn req(ins: &[Option<T>], k: usize) -> Result<&T> {

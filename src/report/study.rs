@@ -1,7 +1,8 @@
-//! `dnas report --study DIR`: the search-quality page of a study directory — per predictor, the
-//! predicted score against the retrained top-1 of every truth architecture (τ in the title); the
-//! noise ceiling (seed against seed, and as a line on the τ chart); each pick against the random
-//! architectures of its budget; and the truth set as a table.
+//! `dnas report --study DIR`: the search-quality page of a study directory — each truth set's
+//! reliability (one seed against another); per predictor and set, the predicted score against the
+//! retrained top-1 (τ with its interval and the reliability in the title) and the τ ceiling as a
+//! line on the τ chart; each pick against the random architectures of its budget; and the truth
+//! architectures as a table.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -11,9 +12,28 @@ use anyhow::{Context, Result};
 use super::plots::{line_chart, Series};
 use super::{esc, page, table, Report};
 use crate::study::pick::PickReport;
+use crate::study::picks::PicksReport;
 use crate::study::rank::RankReport;
 use crate::study::truth::{StudyDir, Truth};
 use crate::util::read_json;
+
+/// Rank reports of the current format; those written before truth v2 (no `version`) are counted,
+/// not shown (their single-set τ and seed-vs-seed ceiling are superseded).
+fn rank_reports(dir: &Path) -> Result<(Vec<RankReport>, usize)> {
+    let values: Vec<serde_json::Value> = reports(dir)?;
+    let mut out = Vec::new();
+    let mut old = 0;
+    for v in values {
+        if v["version"].as_u64() == Some(2) {
+            out.push(
+                serde_json::from_value(v).with_context(|| format!("a rank report in '{}' is not of format version 2", dir.display()))?,
+            );
+        } else {
+            old += 1;
+        }
+    }
+    Ok((out, old))
+}
 
 fn reports<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<Vec<T>> {
     let mut files: Vec<_> = match std::fs::read_dir(dir) {
@@ -34,8 +54,8 @@ fn pct(v: Option<f64>) -> String {
 /// Renders the page of study directory `dir`.
 pub fn render(dir: &Path) -> Result<Report> {
     let study = StudyDir::open(dir)?;
-    let truth = Truth::load(&study, "truth")?;
-    let ranks: Vec<RankReport> = reports(&dir.join("rank"))?;
+    let sets = Truth::load_sets(&study)?;
+    let (ranks, old_ranks) = rank_reports(&dir.join("rank"))?;
     let picks: Vec<PickReport> = reports(&dir.join("pick"))?;
     let mut charts = Vec::new();
     let mut body = String::new();
@@ -48,109 +68,214 @@ pub fn render(dir: &Path) -> Result<Report> {
         esc(&serde_json::to_string(&study.record.recipe)?)
     );
 
-    let n = &truth.noise;
-    body.push_str("<h2>Truth set and noise floor</h2>\n");
-    let _ = writeln!(
-        body,
-        "<p>{}/{} runs finished ({} architectures with a value). Seed-to-seed std {} pt over {} pairs; spread (max − min) {} pt; \
-         std/spread {}; Kendall τ between seeds <b>{}</b> — the ceiling for any predictor.</p>",
-        truth.finished_runs,
-        truth.planned_runs,
-        truth.finished().count(),
-        pct(n.seed_std),
-        n.pairs,
-        pct(n.spread),
-        n.noise_to_spread.map_or("—".into(), |v| format!("{v:.2}")),
-        n.tau_seeds.map_or("—".into(), |v| format!("{v:+.3}"))
-    );
-    let pairs: Vec<(f64, f64)> = truth
-        .archs
-        .iter()
-        .filter_map(|a| {
-            let mut v = a.top1.values();
-            Some((100.0 * v.next()?, 100.0 * v.next()?))
-        })
-        .collect();
-    if pairs.len() >= 2 {
-        let lo = pairs.iter().map(|p| p.0.min(p.1)).fold(f64::INFINITY, f64::min);
-        let hi = pairs.iter().map(|p| p.0.max(p.1)).fold(f64::NEG_INFINITY, f64::max);
-        let svg = line_chart(
-            &format!("noise ceiling: seed vs seed, τ = {:+.2}", n.tau_seeds.unwrap_or(f64::NAN)),
-            "top-1 % (first seed)",
-            "top-1 % (second seed)",
-            &[
-                Series { name: format!("architectures ({})", pairs.len()), points: pairs, dots_only: true },
-                Series { name: "y = x".into(), points: vec![(lo, lo), (hi, hi)], dots_only: false },
-            ],
-        )?;
-        charts.push(("study-noise".to_string(), svg));
-    }
-
-    if !ranks.is_empty() {
-        body.push_str("<h2>Ranking quality</h2>\n");
-        let rows: Vec<Vec<String>> = ranks
+    body.push_str("<h2>Truth sets and their reliability</h2>\n");
+    for (set, truth) in &sets {
+        let rel = truth.reliability.map_or("not yet measurable".to_string(), |r| {
+            format!(
+                "seed std {:.2} pt, between-architecture std {:.2} pt, ICC(1) {:.2}, reliability of the {:.1}-seed mean <b>{:.2}</b>, \
+                 τ a perfect predictor reaches <b>{:.2}</b>",
+                100.0 * r.within_std,
+                100.0 * r.between_std,
+                r.icc1,
+                r.n0,
+                r.icc_mean,
+                r.tau_ceiling
+            )
+        });
+        let _ = writeln!(
+            body,
+            "<p><b>{set}</b>: {}/{} runs finished ({} architectures with a value); {rel}.</p>",
+            truth.finished_runs,
+            truth.planned_runs,
+            truth.finished().count()
+        );
+        let pairs: Vec<(f64, f64)> = truth
+            .archs
             .iter()
-            .map(|r| {
-                vec![
-                    r.predictor.clone(),
-                    r.source.clone(),
-                    r.archs.to_string(),
-                    r.kendall_tau.to_string(),
-                    r.spearman_rho.to_string(),
-                    r.precision_top_quarter.to_string(),
-                    r.macs_tau.map_or("—".into(), |v| format!("{v:+.3}")),
-                ]
+            .filter_map(|a| {
+                let mut v = a.top1.values();
+                Some((100.0 * v.next()?, 100.0 * v.next()?))
             })
             .collect();
+        if pairs.len() >= 2 {
+            let lo = pairs.iter().map(|p| p.0.min(p.1)).fold(f64::INFINITY, f64::min);
+            let hi = pairs.iter().map(|p| p.0.max(p.1)).fold(f64::NEG_INFINITY, f64::max);
+            let svg = line_chart(
+                &format!("{set}: one seed against another (ICC(1) {:.2})", truth.reliability.map_or(f64::NAN, |r| r.icc1)),
+                "top-1 % (first seed)",
+                "top-1 % (second seed)",
+                &[
+                    Series { name: format!("architectures ({})", pairs.len()), points: pairs, dots_only: true },
+                    Series { name: "y = x".into(), points: vec![(lo, lo), (hi, hi)], dots_only: false },
+                ],
+            )?;
+            charts.push((format!("study-seeds-{set}"), svg));
+        }
+    }
+
+    if old_ranks > 0 {
+        let _ = writeln!(
+            body,
+            "<p>{old_ranks} rank report(s) of format version 1 (one truth set, seed-vs-seed ceiling) are not shown: \
+             rerun <code>dnas study rank</code> for the band and space sets.</p>"
+        );
+    }
+    if !ranks.is_empty() {
+        body.push_str("<h2>Ranking quality</h2>\n");
+        let opt = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:+.3}"));
+        let mut rows: Vec<Vec<String>> = Vec::new();
+        for r in &ranks {
+            for st in &r.sets {
+                rows.push(vec![
+                    r.predictor.clone(),
+                    short(&r.source),
+                    st.set.clone(),
+                    format!("{} ({} skipped)", st.archs, st.skipped.len()),
+                    st.kendall_tau.to_string(),
+                    st.spearman_rho.to_string(),
+                    opt(st.macs_tau),
+                    st.reliability.map_or("—".into(), |x| format!("{:.2}", x.icc_mean)),
+                    st.reliability.map_or("—".into(), |x| format!("{:.2}", x.tau_ceiling)),
+                    opt(st.tau_corrected),
+                    r.partial_tau_macs.map_or("—".into(), |p| p.to_string()),
+                ]);
+            }
+        }
         table(
             &mut body,
-            &["predictor", "run", "n", "Kendall τ [95%]", "Spearman ρ [95%]", "precision top ¼ [95%]", "τ of MACs alone"],
+            &[
+                "predictor",
+                "run",
+                "set",
+                "n",
+                "Kendall τ [95%]",
+                "Spearman ρ [95%]",
+                "τ of MACs",
+                "reliability",
+                "τ ceiling",
+                "τ corrected",
+                "partial τ | MACs (all) [95%]",
+            ],
             &rows,
         );
         let diffs: Vec<Vec<crate::study::rank::Difference>> = reports(&dir.join("rank").join("differences"))?;
         let rows: Vec<Vec<String>> = diffs
             .iter()
             .flatten()
-            .map(|d| vec![format!("{} − {}", d.a, d.b), d.archs.to_string(), d.kendall_tau.to_string(), d.spearman_rho.to_string()])
+            .map(|d| {
+                vec![
+                    format!("{} − {}", d.a, d.b),
+                    d.set.clone(),
+                    d.archs.to_string(),
+                    d.kendall_tau.to_string(),
+                    d.spearman_rho.to_string(),
+                ]
+            })
             .collect();
         if !rows.is_empty() {
             body.push_str("<p>Predictors of one run against each other, paired bootstrap over the same architectures:</p>\n");
-            table(&mut body, &["difference", "n", "Δτ [95%]", "Δρ [95%]"], &rows);
+            table(&mut body, &["difference", "set", "n", "Δτ [95%]", "Δρ [95%]"], &rows);
         }
         for r in &ranks {
-            let pts: Vec<(f64, f64)> = r.points.iter().map(|p| (p.predicted, 100.0 * p.truth)).collect();
-            let svg = line_chart(
-                &format!(
-                    "{} ({}): τ = {:+.2} [{:+.2}, {:+.2}]",
-                    r.predictor,
-                    short(&r.source),
-                    r.kendall_tau.value,
-                    r.kendall_tau.lo,
-                    r.kendall_tau.hi
-                ),
-                "predicted (higher is better)",
-                "retrained top-1 %",
-                &[Series { name: format!("truth architectures ({})", pts.len()), points: pts, dots_only: true }],
-            )?;
-            charts.push((format!("study-rank-{}-{}", short(&r.source), r.predictor.replace(':', "-")), svg));
+            for st in &r.sets {
+                let pts: Vec<(f64, f64)> = st.points.iter().map(|p| (p.predicted, 100.0 * p.truth)).collect();
+                let svg = line_chart(
+                    &format!(
+                        "{} ({}) on {}: τ = {:+.2} [{:+.2}, {:+.2}], reliability {}",
+                        r.predictor,
+                        short(&r.source),
+                        st.set,
+                        st.kendall_tau.value,
+                        st.kendall_tau.lo,
+                        st.kendall_tau.hi,
+                        st.reliability.map_or("—".into(), |x| format!("{:.2}", x.icc_mean))
+                    ),
+                    "predicted (higher is better)",
+                    "retrained top-1 % (seed mean)",
+                    &[Series { name: format!("truth architectures ({})", pts.len()), points: pts, dots_only: true }],
+                )?;
+                charts.push((format!("study-rank-{}-{}-{}", short(&r.source), r.predictor.replace(':', "-"), st.set), svg));
+            }
         }
-        let mut series: Vec<Series> = ranks
+        let mut series: Vec<Series> = Vec::new();
+        let mut i = 0usize;
+        for r in &ranks {
+            for st in &r.sets {
+                let t = &st.kendall_tau;
+                series.push(Series {
+                    name: format!("{} {} ({})", short(&r.source), r.predictor, st.set),
+                    points: vec![(i as f64, t.lo), (i as f64, t.value), (i as f64, t.hi)],
+                    dots_only: false,
+                });
+                i += 1;
+            }
+        }
+        for (set, truth) in &sets {
+            if let Some(rel) = truth.reliability {
+                series.push(Series {
+                    name: format!("τ ceiling of the {set} truth"),
+                    points: vec![(-0.5, rel.tau_ceiling), (i as f64 - 0.5, rel.tau_ceiling)],
+                    dots_only: false,
+                });
+            }
+        }
+        charts.push(("study-tau".to_string(), line_chart("Kendall τ with 95% interval per predictor and set", "predictor", "τ", &series)?));
+    }
+
+    let strategy_picks: Vec<PicksReport> = reports(&dir.join("picks"))?;
+    if !strategy_picks.is_empty() {
+        body.push_str("<h2>Picks over search seeds against the band set</h2>\n");
+        let rows: Vec<Vec<String>> = strategy_picks
             .iter()
-            .enumerate()
-            .map(|(i, r)| Series {
-                name: format!("{} {}", short(&r.source), r.predictor),
-                points: vec![(i as f64, r.kendall_tau.lo), (i as f64, r.kendall_tau.value), (i as f64, r.kendall_tau.hi)],
-                dots_only: false,
+            .map(|p| {
+                vec![
+                    p.name.clone(),
+                    p.picks.len().to_string(),
+                    format!("{:.2}", 100.0 * p.mean),
+                    p.interval.map_or("—".into(), |(lo, hi)| format!("[{:.2}, {:.2}]", 100.0 * lo, 100.0 * hi)),
+                    format!("{:.0}%", 100.0 * p.band_percentile_mean),
+                    format!("{:.3}", p.p_vs_band),
+                    format!("{:.2} ± {:.2}", 100.0 * p.band.mean, 100.0 * p.band.std),
+                    p.search_seconds_mean.map_or("—".into(), |s| format!("{s:.0}")),
+                    p.random_search.as_ref().map_or("—".into(), |r| format!("{:.2} ({} trainings)", 100.0 * r.mean, r.trainings)),
+                ]
             })
             .collect();
-        if let Some(c) = n.tau_seeds {
+        table(
+            &mut body,
+            &[
+                "strategy",
+                "search seeds",
+                "mean pick top-1 %",
+                "95% (t)",
+                "band percentile",
+                "p vs band",
+                "band mean ± std %",
+                "search s",
+                "random search, equal compute %",
+            ],
+            &rows,
+        );
+        let band = sets.iter().find(|(s, _)| s == "band").map(|(_, t)| t);
+        let mut series = Vec::new();
+        if let Some(b) = band {
             series.push(Series {
-                name: "noise ceiling (τ seed vs seed)".into(),
-                points: vec![(-0.5, c), (ranks.len() as f64 - 0.5, c)],
-                dots_only: false,
+                name: "band set (seed means)".into(),
+                points: b.finished().filter_map(|a| a.value()).map(|v| (0.0, 100.0 * v)).collect(),
+                dots_only: true,
             });
         }
-        charts.push(("study-tau".to_string(), line_chart("Kendall τ with 95% interval per predictor", "predictor", "τ", &series)?));
+        for (i, p) in strategy_picks.iter().enumerate() {
+            series.push(Series {
+                name: format!("{} ({} seeds)", p.name, p.picks.len()),
+                points: p.picks.iter().map(|q| ((i + 1) as f64, 100.0 * q.top1)).collect(),
+                dots_only: true,
+            });
+        }
+        charts.push((
+            "study-picks".to_string(),
+            line_chart("picks per strategy (x ≥ 1) against the band set (x = 0)", "strategy", "retrained top-1 %", &series)?,
+        ));
     }
 
     if !picks.is_empty() {
@@ -193,7 +318,7 @@ pub fn render(dir: &Path) -> Result<Report> {
         body.push_str(svg);
     }
     body.push_str("</div>\n<h2>Truth architectures</h2>\n");
-    let mut archs: Vec<_> = truth.archs.iter().collect();
+    let mut archs: Vec<_> = sets.iter().flat_map(|(_, t)| t.archs.iter()).collect();
     archs.sort_by(|a, b| b.value().unwrap_or(-1.0).total_cmp(&a.value().unwrap_or(-1.0)));
     let rows: Vec<Vec<String>> = archs
         .iter()

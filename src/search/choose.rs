@@ -174,7 +174,14 @@ pub fn choose(run: &RunDir, budget: Budget, lut: Option<&LatencyLut>, top: usize
                 stem: space.stem.clone(),
                 blocks: arch_blocks,
                 head: space.head.clone(),
-                predicted: Predicted { score: s.loss, macs: s.macs, params: s.params, latency_ms: lut.map(|_| s.latency_ms) },
+                predicted: Predicted {
+                    score: s.loss,
+                    macs: s.macs,
+                    params: s.params,
+                    latency_ms: lut.map(|_| s.latency_ms),
+                    score_kind: format!("dna:{}: sum of the blocks' losses", metric.label()),
+                    higher_is_better: Some(false),
+                },
                 budget: budget_json.clone(),
             }
         })

@@ -35,12 +35,19 @@ pub struct ArchBlock {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Predicted {
-    /// Sum of the blocks' scores (DNA: mean|Y−Ŷ|/std(Y)).
+    /// The search's own score of the architecture: what it is says `score_kind`, which way is
+    /// better `higher_is_better` (DNA: a sum of block losses, lower is better; SPOS, Cream,
+    /// MF-KD: a held-out top-1, higher is better).
     pub score: f64,
     pub macs: u64,
     pub params: u64,
     #[serde(default)]
     pub latency_ms: Option<f64>,
+    /// What `score` is (absent in files written before it was recorded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub score_kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub higher_is_better: Option<bool>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

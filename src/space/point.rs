@@ -51,6 +51,31 @@ impl Resolved {
         Point { blocks }
     }
 
+    /// A point drawn uniformly over architectures: each block's cell with probability
+    /// proportional to the number of paths it holds, then every layer's op. (The count of
+    /// architectures is the product of the blocks' path counts, so per-block weighting is exact.)
+    pub fn uniform_arch_point(&self, rng: &mut Rng) -> Point {
+        let blocks = self
+            .blocks
+            .iter()
+            .map(|b| {
+                let weights: Vec<f64> = b.cells.iter().map(|c| c.paths() as f64).collect();
+                let mut u = rng.uniform() * weights.iter().sum::<f64>();
+                let mut cell = b.cells.len() - 1;
+                for (i, w) in weights.iter().enumerate() {
+                    if u < *w {
+                        cell = i;
+                        break;
+                    }
+                    u -= w;
+                }
+                let path = b.cells[cell].layers.iter().map(|l| rng.below(l.ops.len())).collect();
+                (cell, path)
+            })
+            .collect();
+        Point { blocks }
+    }
+
     /// The point with `cells` fixed and each layer's op drawn uniformly.
     pub fn random_point_in(&self, cells: &[usize], rng: &mut Rng) -> Point {
         let blocks = self

@@ -155,6 +155,75 @@ pub fn bootstrap(pred: &[f64], truth: &[f64], metric: fn(&[f64], &[f64]) -> Opti
     Some(Estimate { value, lo, hi, resamples: vals.len() })
 }
 
+/// As [`bootstrap`], but the truth is each architecture's seeds (`seeds[i]`, its value their
+/// mean): every resample draws the architectures with replacement *and*, for each, its seeds
+/// with replacement, so the truth's own seed noise widens the interval. With one seed per
+/// architecture (or identical seeds) this is the plain bootstrap.
+pub fn bootstrap_nested(
+    pred: &[f64],
+    seeds: &[Vec<f64>],
+    metric: fn(&[f64], &[f64]) -> Option<f64>,
+    resamples: usize,
+    seed: u64,
+) -> Option<Estimate> {
+    let n = pred.len().min(seeds.len());
+    bootstrap_nested_by(
+        &seeds[..n],
+        &|idx: &[usize], t: &[f64]| metric(&idx.iter().map(|&i| pred[i]).collect::<Vec<_>>(), t),
+        resamples,
+        seed,
+    )
+}
+
+/// A statistic of resampled architectures: `f(indices, their truth values)`.
+pub type Statistic<'a> = &'a dyn Fn(&[usize], &[f64]) -> Option<f64>;
+
+/// The nested bootstrap of any statistic `f(indices, truth values)`: `f` gets the resampled
+/// architectures' indices and, for each, the mean of its resampled seeds (on the data itself:
+/// every index once and the seed means).
+pub fn bootstrap_nested_by(seeds: &[Vec<f64>], f: Statistic, resamples: usize, seed: u64) -> Option<Estimate> {
+    let n = seeds.len();
+    if seeds.iter().any(|s| s.is_empty()) {
+        return None;
+    }
+    let all: Vec<usize> = (0..n).collect();
+    let truth: Vec<f64> = seeds.iter().map(|s| s.iter().sum::<f64>() / s.len() as f64).collect();
+    let value = f(&all, &truth)?;
+    let mut rng = Rng::stream(seed, 0xB0B0, 0);
+    let mut vals = Vec::with_capacity(resamples);
+    let (mut idx, mut t) = (vec![0usize; n], vec![0.0; n]);
+    for _ in 0..resamples {
+        for k in 0..n {
+            let i = rng.below(n);
+            idx[k] = i;
+            let s = &seeds[i];
+            t[k] = (0..s.len()).map(|_| s[rng.below(s.len())]).sum::<f64>() / s.len() as f64;
+        }
+        if let Some(v) = f(&idx, &t) {
+            vals.push(v);
+        }
+    }
+    vals.sort_by(f64::total_cmp);
+    // Resampling seeds adds noise to a truth that already carries it, which attenuates a rank
+    // statistic a second time: the interval keeps the resamples' spread around their median but
+    // is centred on the estimate itself.
+    let (lo, hi) = if vals.is_empty() {
+        (value, value)
+    } else {
+        let mid = percentile_sorted(&vals, 0.5);
+        (value - (mid - percentile_sorted(&vals, 0.025)), value + (percentile_sorted(&vals, 0.975) - mid))
+    };
+    Some(Estimate { value, lo, hi, resamples: vals.len() })
+}
+
+/// Kendall's partial τ of `x` and `y` given `z`:
+/// (τ_xy − τ_xz·τ_yz) / √((1 − τ_xz²)(1 − τ_yz²)). `None` when undefined (z ranks x or y perfectly).
+pub fn partial_tau(x: &[f64], y: &[f64], z: &[f64]) -> Option<f64> {
+    let (xy, xz, yz) = (kendall_tau_b(x, y)?, kendall_tau_b(x, z)?, kendall_tau_b(y, z)?);
+    let d = ((1.0 - xz * xz) * (1.0 - yz * yz)).sqrt();
+    (d > 1e-12).then(|| (xy - xz * yz) / d)
+}
+
 /// `metric(a) − metric(b)` against the same `truth`, with a 95% percentile interval from a
 /// *paired* bootstrap: each resample draws one set of items for both predictors, so the
 /// interval is that of the difference itself (narrower than comparing two separate intervals
@@ -274,6 +343,50 @@ mod tests {
         // Perfect agreement: every resample gives 1 (or is undefined), so the interval is [1, 1].
         let p = bootstrap(&x, &x, kendall_tau_b, 200, 1).unwrap();
         assert!(close(p.lo, 1.0) && close(p.hi, 1.0));
+    }
+
+    #[test]
+    fn nested_bootstrap_widens_with_seed_noise_only() {
+        let n = 24;
+        let pred: Vec<f64> = (0..n).map(|i| i as f64).collect();
+        // Noiseless: both seeds equal the architecture's value (a monotone function of pred
+        // with a few swaps) — the nested interval is the plain one.
+        let value: Vec<f64> = (0..n).map(|i| i as f64 + if i % 4 == 0 { 2.5 } else { 0.0 }).collect();
+        let quiet: Vec<Vec<f64>> = value.iter().map(|&v| vec![v, v]).collect();
+        let plain = bootstrap(&pred, &value, kendall_tau_b, 1000, 5).unwrap();
+        let nested = bootstrap_nested(&pred, &quiet, kendall_tau_b, 1000, 5).unwrap();
+        assert!(close(plain.value, nested.value));
+        let width = |e: &Estimate| e.hi - e.lo;
+        assert!((width(&nested) - width(&plain)).abs() < 0.08, "{nested} vs {plain}");
+        // Scripted noise: seeds ±3 around the same values (their mean is unchanged, so the
+        // point estimate is the same), the interval must widen.
+        let noisy: Vec<Vec<f64>> =
+            value.iter().enumerate().map(|(i, &v)| if i % 2 == 0 { vec![v - 5.0, v + 5.0] } else { vec![v + 5.0, v - 5.0] }).collect();
+        let wide = bootstrap_nested(&pred, &noisy, kendall_tau_b, 1000, 5).unwrap();
+        assert!(close(wide.value, plain.value));
+        assert!(width(&wide) > 1.25 * width(&nested), "{wide} vs {nested}");
+        assert!(wide.lo <= wide.value && wide.value <= wide.hi, "{wide}");
+        assert!(bootstrap_nested(&pred, &[vec![]], kendall_tau_b, 10, 1).is_none());
+    }
+
+    #[test]
+    fn partial_tau_removes_a_shared_cause() {
+        // x and y both follow z exactly: with z held fixed nothing is left, undefined.
+        let z: Vec<f64> = (0..10).map(|i| i as f64).collect();
+        assert_eq!(partial_tau(&z, &z, &z), None);
+        // By hand: τ_xy = 0.6, τ_xz = 0.5, τ_yz = 0.4 can't be scripted directly, so check the
+        // formula on data: x = 1 2 3 4, y = 1 3 2 4, z = 2 1 3 4.
+        let (x, y, zz) = ([1., 2., 3., 4.], [1., 3., 2., 4.], [2., 1., 3., 4.]);
+        let (a, b, c) = (kendall_tau_b(&x, &y).unwrap(), kendall_tau_b(&x, &zz).unwrap(), kendall_tau_b(&y, &zz).unwrap());
+        assert!(close(a, 4.0 / 6.0) && close(b, 4.0 / 6.0) && close(c, 2.0 / 6.0));
+        let want = (a - b * c) / ((1.0 - b * b) * (1.0 - c * c)).sqrt();
+        assert!(close(partial_tau(&x, &y, &zz).unwrap(), want));
+        // x unrelated to z (τ_xz = 0): partial = τ_xy / √(1 − τ_yz²).
+        let (x, y, z0) = ([1., 2., 3., 4.], [1., 2., 4., 3.], [2., 1., 1., 2.]);
+        assert!(kendall_tau_b(&x, &z0).unwrap().abs() < 1e-12);
+        let yz = kendall_tau_b(&y, &z0).unwrap();
+        assert!(close(yz, -2.0 / 24f64.sqrt()), "{yz}");
+        assert!(close(partial_tau(&x, &y, &z0).unwrap(), kendall_tau_b(&x, &y).unwrap() / (1.0 - yz * yz).sqrt()));
     }
 
     #[test]

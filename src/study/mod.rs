@@ -6,7 +6,9 @@
 
 pub mod metrics;
 pub mod pick;
+pub mod picks;
 pub mod predict;
 pub mod rank;
+pub mod reliability;
 pub mod sample;
 pub mod truth;

@@ -27,6 +27,27 @@ pub trait Predictor {
     fn name(&self) -> String;
     /// Predicted quality of `arch`: higher is better.
     fn predict(&mut self, arch: &Arch) -> Result<f64>;
+    /// The cost limits outside which the predictor knows nothing (a one-shot supernet trains
+    /// only paths within its search budget): truth architectures beyond them are not scored.
+    fn limits(&self) -> Option<Limits> {
+        None
+    }
+}
+
+/// Cost limits a predictor was trained under.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Limits {
+    pub max_macs: Option<u64>,
+    pub max_params: Option<u64>,
+}
+
+impl Limits {
+    pub fn holds(&self, params: u64, macs: u64) -> bool {
+        self.max_macs.is_none_or(|m| macs <= m) && self.max_params.is_none_or(|m| params <= m)
+    }
+    pub fn is_unlimited(&self) -> bool {
+        self.max_macs.is_none() && self.max_params.is_none()
+    }
 }
 
 pub use crate::search::metric::DnaMetric;
@@ -84,6 +105,8 @@ pub struct OneShotPredictor {
     pub label: String,
     pub net: OneShotNet,
     pub eval: EvalData,
+    /// The budget its supernet's paths were sampled under.
+    pub trained_within: Limits,
 }
 
 impl OneShotPredictor {
@@ -100,7 +123,13 @@ impl OneShotPredictor {
             bail!("'{}' has no trained supernet ({}): run dnas search first", run.display(), w.display());
         }
         net.load_state(&read_tensors(&w)?).with_context(|| format!("'{}' does not hold this space's one-shot supernet", w.display()))?;
-        Ok(OneShotPredictor { label: format!("{strategy}:inherited"), net, eval: EvalData::load(&data, batches, batch, device)? })
+        let trained_within = Limits { max_macs: rec["budget"]["max_macs"].as_u64(), max_params: rec["budget"]["max_params"].as_u64() };
+        Ok(OneShotPredictor {
+            label: format!("{strategy}:inherited"),
+            net,
+            eval: EvalData::load(&data, batches, batch, device)?,
+            trained_within,
+        })
     }
 }
 
@@ -111,6 +140,9 @@ impl Predictor for OneShotPredictor {
     fn predict(&mut self, arch: &Arch) -> Result<f64> {
         let p = self.net.space.point_of(arch)?;
         inherited_top1(&mut self.net, &p, &self.eval.recal, &self.eval.held)
+    }
+    fn limits(&self) -> Option<Limits> {
+        (!self.trained_within.is_unlimited()).then_some(self.trained_within)
     }
 }
 

@@ -205,6 +205,52 @@ pub fn spread_order(n: usize) -> Vec<usize> {
     order
 }
 
+/// The band a band set is drawn from: MACs in `[min_macs, max_macs]`, params ≤ `max_params`.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Band {
+    pub min_macs: u64,
+    pub max_macs: u64,
+    pub max_params: Option<u64>,
+}
+
+impl Band {
+    /// `lo..hi` as fractions of a budget's MACs (e.g. 0.8..1.0 of 7.07M).
+    pub fn of_budget(max_macs: u64, max_params: Option<u64>, lo: f64, hi: f64) -> Band {
+        Band { min_macs: (max_macs as f64 * lo).ceil() as u64, max_macs: (max_macs as f64 * hi).floor() as u64, max_params }
+    }
+    pub fn holds(&self, params: u64, macs: u64) -> bool {
+        macs >= self.min_macs && macs <= self.max_macs && self.max_params.is_none_or(|m| params <= m)
+    }
+}
+
+/// `k` distinct architectures drawn uniformly over the architectures of the space (each cell
+/// combination weighted by how many it holds) among those inside `band`; draws outside it are
+/// rejected. The sequence is a function of `seed` alone, so a smaller `k` is a prefix of a larger
+/// one (the pilot's architectures are the truth's first). Errors when the band holds too few.
+pub fn band_sample(r: &Resolved, cost: &mut PointCost, k: usize, seed: u64, band: Band) -> Result<Vec<Sampled>> {
+    let mut out: Vec<Sampled> = Vec::new();
+    let mut seen = HashSet::new();
+    let tries = 20_000 * k.max(1);
+    for t in 0..tries {
+        if out.len() == k {
+            break;
+        }
+        let p = r.uniform_arch_point(&mut Rng::stream(seed, 0xBA4D, t as u64));
+        let (params, macs) = cost.cost(r, &p)?;
+        if !band.holds(params, macs) {
+            continue;
+        }
+        let key = r.key(&p);
+        if seen.insert(key.clone()) {
+            out.push(Sampled { point: p, key, params, macs, why: format!("band draw {t}") });
+        }
+    }
+    if out.len() < k {
+        bail!("only {} distinct architectures in the band {band:?} after {tries} draws (asked for {k})", out.len());
+    }
+    Ok(out)
+}
+
 /// `k` distinct architectures drawn uniformly (cells, then ops) among those within the budget,
 /// seeded; a draw over the budget is rejected. Errors when the budget leaves too few.
 pub fn random_within(
@@ -303,6 +349,40 @@ mod tests {
     }
 
     #[test]
+    fn uniform_arch_draws_weight_cells_by_their_paths() {
+        let r = space();
+        // Block 1 (stage2) has cells of 1, 2 and 3 layers over 6 ops: 6, 36 and 216 paths.
+        let n = 20_000;
+        let mut counts = [0usize; 3];
+        for t in 0..n {
+            counts[r.uniform_arch_point(&mut Rng::stream(3, 1, t)).blocks[1].0] += 1;
+        }
+        let total: f64 = (6 + 36 + 216) as f64;
+        for (c, want) in [6.0, 36.0, 216.0].iter().enumerate() {
+            let got = counts[c] as f64 / n as f64;
+            let expect = want / total;
+            let sd = (expect * (1.0 - expect) / n as f64).sqrt();
+            assert!((got - expect).abs() < 5.0 * sd, "cell {c}: {got:.4} vs {expect:.4}");
+        }
+    }
+
+    #[test]
+    fn band_sample_stays_in_the_band_and_grows_by_prefix() {
+        let r = space();
+        let mut cost = PointCost::new(&r).unwrap();
+        let band = Band::of_budget(7_070_000, Some(250_000), 0.8, 1.0);
+        let a = band_sample(&r, &mut cost, 12, 0, band).unwrap();
+        assert_eq!(a.len(), 12);
+        assert!(a.iter().all(|s| band.holds(s.params, s.macs) && s.macs >= 5_656_000 && s.macs <= 7_070_000));
+        let b = band_sample(&r, &mut cost, 4, 0, band).unwrap();
+        let keys = |v: &[Sampled]| v.iter().map(|s| s.key.clone()).collect::<Vec<_>>();
+        assert_eq!(keys(&b), keys(&a)[..4].to_vec(), "a smaller set is a prefix");
+        assert_eq!(keys(&a).into_iter().collect::<HashSet<_>>().len(), 12, "distinct");
+        assert_ne!(keys(&band_sample(&r, &mut cost, 4, 1, band).unwrap()), keys(&b));
+        assert!(band_sample(&r, &mut cost, 1, 0, Band { min_macs: 1, max_macs: 2, max_params: None }).is_err());
+    }
+
+    #[test]
     fn random_within_respects_the_budget() {
         let r = space();
         let mut cost = PointCost::new(&r).unwrap();
@@ -312,5 +392,40 @@ mod tests {
         let w = random_within(&r, &mut cost, 10, 5, Some(7_070_000), Some(250_000)).unwrap();
         assert_eq!(v.iter().map(|s| &s.key).collect::<Vec<_>>(), w.iter().map(|s| &s.key).collect::<Vec<_>>());
         assert!(random_within(&r, &mut cost, 3, 5, Some(1), None).is_err());
+    }
+}
+
+/// The band set split in two halves by a fixed seed: defaults are chosen on `select` and
+/// reported on `report`, never on the data they are scored on. Deterministic in (keys, seed)
+/// whatever the order the keys come in; the halves differ in size by at most one.
+pub fn split_halves(keys: &[String], seed: u64) -> (Vec<String>, Vec<String>) {
+    let mut sorted: Vec<String> = keys.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    Rng::stream(seed, 0x5911, 0).shuffle(&mut sorted);
+    let half = sorted.len().div_ceil(2);
+    let report = sorted.split_off(half);
+    (sorted, report)
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+
+    #[test]
+    fn the_held_out_split_is_deterministic_disjoint_and_covering() {
+        let keys: Vec<String> = (0..33).map(|i| format!("arch-{i}")).collect();
+        let (a, b) = split_halves(&keys, 7);
+        let mut reversed = keys.clone();
+        reversed.reverse();
+        assert_eq!(split_halves(&reversed, 7), (a.clone(), b.clone()), "order of the input does not matter");
+        assert_eq!((a.len(), b.len()), (17, 16));
+        let mut all: Vec<String> = a.iter().chain(&b).cloned().collect();
+        all.sort();
+        let mut want = keys.clone();
+        want.sort();
+        assert_eq!(all, want);
+        assert!(a.iter().all(|k| !b.contains(k)));
+        assert_ne!(split_halves(&keys, 8).0, a, "another seed, another split");
     }
 }

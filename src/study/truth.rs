@@ -2,11 +2,12 @@
 //!
 //! ```text
 //! study.json                 format, space, teacher sha256, the recipe (data, epochs, …)
-//! plan-truth.json            the truth sample (`dnas study truth`): architectures, why, seeds
+//! plan-band.json             the band set (`dnas study truth --set band`): architectures at the budget
+//! plan-space.json            the space set (`--set space`; `plan-truth.json` in version-1 studies)
 //! plan-pick-<name>.json      a pick and its random architectures (`dnas study pick`)
 //! runs/<id>-s<seed>/         one retraining (the shared trainer's run directory, resumable)
 //! runs/<id>-s<seed>/record.json   written last: the run is finished
-//! truth.json                 snapshot: plan + finished records + noise floor (rewritten after each run)
+//! truth-<set>.json           snapshot: plan + finished records + reliability (rewritten after each run)
 //! ```
 //! A run is keyed by its architecture's key and its seed, so the same architecture asked for by
 //! the truth set and by a pick is trained once. Every file is written atomically; a killed run
@@ -20,7 +21,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::metrics::{kendall_tau_b, spearman_rho};
+use super::reliability::{reliability, Reliability};
 use crate::search::run::sha256_hex;
 use crate::space::arch::Arch;
 use crate::util::{create_or_match, differences, read_json, write_atomic};
@@ -290,55 +291,6 @@ impl TruthArch {
     }
 }
 
-/// Seed-to-seed noise against the spread between architectures.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Noise {
-    /// Architectures trained with two seeds.
-    pub pairs: usize,
-    /// Pooled within-architecture std of test top-1: √(Σ (a−b)² / 2K).
-    pub seed_std: Option<f64>,
-    /// Kendall τ and Spearman ρ between the two seeds' top-1 (the ceiling for any predictor).
-    pub tau_seeds: Option<f64>,
-    pub rho_seeds: Option<f64>,
-    /// max − min and std of the truth values over all finished architectures.
-    pub spread: Option<f64>,
-    pub std_between: Option<f64>,
-    /// seed_std / spread (the bar: ≤ 1/3).
-    pub noise_to_spread: Option<f64>,
-}
-
-pub fn noise(archs: &[TruthArch]) -> Noise {
-    let pairs: Vec<(f64, f64)> = archs
-        .iter()
-        .filter_map(|a| {
-            let mut v = a.top1.values();
-            Some((*v.next()?, *v.next()?))
-        })
-        .collect();
-    let k = pairs.len();
-    let seed_std = (k > 0).then(|| (pairs.iter().map(|(a, b)| (a - b).powi(2)).sum::<f64>() / (2 * k) as f64).sqrt());
-    let (xa, xb): (Vec<f64>, Vec<f64>) = pairs.iter().copied().unzip();
-    let vals: Vec<f64> = archs.iter().filter_map(|a| a.value()).collect();
-    let spread = (vals.len() > 1).then(|| vals.iter().cloned().fold(f64::MIN, f64::max) - vals.iter().cloned().fold(f64::MAX, f64::min));
-    let std_between = (vals.len() > 1).then(|| {
-        let m = vals.iter().sum::<f64>() / vals.len() as f64;
-        (vals.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (vals.len() - 1) as f64).sqrt()
-    });
-    let noise_to_spread = match (seed_std, spread) {
-        (Some(s), Some(r)) if r > 0.0 => Some(s / r),
-        _ => None,
-    };
-    Noise {
-        pairs: k,
-        seed_std,
-        tau_seeds: kendall_tau_b(&xa, &xb),
-        rho_seeds: spearman_rho(&xa, &xb),
-        spread,
-        std_between,
-        noise_to_spread,
-    }
-}
-
 /// A plan with its finished records.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Truth {
@@ -347,7 +299,9 @@ pub struct Truth {
     pub planned_runs: usize,
     pub finished_runs: usize,
     pub archs: Vec<TruthArch>,
-    pub noise: Noise,
+    /// How much of the truth values is architecture rather than seed (`None` until at least
+    /// two architectures are finished and one has two seeds).
+    pub reliability: Option<Reliability>,
 }
 
 impl Truth {
@@ -382,8 +336,27 @@ impl Truth {
             }
             archs.push(a);
         }
-        let noise = noise(&archs);
-        Ok(Truth { study: study.record.clone(), plan: name.into(), planned_runs: planned, finished_runs: finished, archs, noise })
+        let groups: Vec<Vec<f64>> = archs.iter().map(|a| a.top1.values().copied().collect()).collect();
+        let reliability = reliability(&groups);
+        Ok(Truth { study: study.record.clone(), plan: name.into(), planned_runs: planned, finished_runs: finished, archs, reliability })
+    }
+
+    /// The study's truth sets that exist, in order: `band` (plan-band.json) and `space`
+    /// (plan-space.json, or the single plan-truth.json of a version-1 study).
+    pub fn load_sets(study: &StudyDir) -> Result<Vec<(String, Truth)>> {
+        let mut out = Vec::new();
+        for (set, plan) in [("band", "band"), ("space", "space"), ("space", "truth")] {
+            if study.plan_path(plan).exists() && !out.iter().any(|(s, _): &(String, Truth)| s == set) {
+                out.push((set.to_string(), Truth::load(study, plan)?));
+            }
+        }
+        if out.is_empty() {
+            bail!(
+                "'{}' holds no truth set (plan-band.json, plan-space.json or plan-truth.json): run dnas study truth",
+                study.root.display()
+            );
+        }
+        Ok(out)
     }
 
     /// Architectures with a truth value.
@@ -393,7 +366,8 @@ impl Truth {
 
     /// Rewrites `truth.json` (a snapshot for people and other tools).
     pub fn write_snapshot(&self, study: &StudyDir) -> Result<()> {
-        write_atomic(&study.root.join("truth.json"), serde_json::to_string_pretty(self)?.as_bytes())
+        let file = if self.plan == "truth" { "truth.json".to_string() } else { format!("truth-{}.json", self.plan) };
+        write_atomic(&study.root.join(file), serde_json::to_string_pretty(self)?.as_bytes())
     }
 }
 
@@ -416,17 +390,13 @@ mod tests {
     }
 
     #[test]
-    fn noise_by_hand() {
+    fn truth_values_are_seed_means_and_seeds_feed_the_reliability() {
         let a = [arch("a", &[(0, 0.90), (1, 0.92)]), arch("b", &[(0, 0.85), (1, 0.84)]), arch("c", &[(0, 0.80)]), arch("d", &[])];
-        let n = noise(&a);
-        assert_eq!(n.pairs, 2);
-        // √((0.02² + 0.01²) / 4)
-        assert!((n.seed_std.unwrap() - ((0.0004f64 + 0.0001) / 4.0).sqrt()).abs() < 1e-12);
-        // Values 0.91, 0.845, 0.80 → spread 0.11.
-        assert!((n.spread.unwrap() - 0.11).abs() < 1e-12);
-        assert!((n.tau_seeds.unwrap() - 1.0).abs() < 1e-12);
-        assert!((n.noise_to_spread.unwrap() - n.seed_std.unwrap() / 0.11).abs() < 1e-12);
+        assert!((a[0].value().unwrap() - 0.91).abs() < 1e-12);
         assert!(a[3].value().is_none());
+        let groups: Vec<Vec<f64>> = a.iter().map(|x| x.top1.values().copied().collect()).collect();
+        let r = reliability(&groups).unwrap();
+        assert_eq!((r.archs, r.repeated, r.runs), (3, 2, 5));
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod accuracy;
 pub mod budget;
 pub mod compare;
 pub mod latency;
+pub mod model_file;
 pub mod ort_rt;
 pub mod tract_rt;
 

@@ -38,7 +38,7 @@ impl TractModel {
 
 /// The model with `graph.value_info` emptied and the outputs' shapes removed (types kept).
 pub fn without_stale_shapes(bytes: &[u8]) -> Result<Vec<u8>> {
-    use crate::onnx::proto::{type_proto, ModelProto};
+    use crate::proto::{type_proto, ModelProto};
     use prost::Message;
     let mut m = ModelProto::decode(bytes).map_err(|e| anyhow!("not a valid ONNX protobuf ({e})"))?;
     if let Some(g) = m.graph.as_mut() {

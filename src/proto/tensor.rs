@@ -1,9 +1,9 @@
-//! TensorProto ⇄ IR tensor: the one leaf of `onnx` that the op families (attribute tensors)
-//! and the reader and writer (initializers) share.
+//! TensorProto ⇄ IR tensor: what the op families (attribute tensors) and the ONNX reader and
+//! writer (initializers) share.
 
 use anyhow::{anyhow, bail, ensure, Result};
 
-use super::proto::{tensor_proto::DataLocation, TensorProto};
+use super::{tensor_proto::DataLocation, TensorProto};
 use crate::ir::{DType, Data, Tensor};
 
 /// Encodes `t` as a TensorProto (raw_data) named `name` (unnamed when empty).
