@@ -7,6 +7,7 @@
 #                                            # (>= 32 architectures) and the space set (>= 8), 2 seeds each
 #   tools/study_v2.sh auto [--shard i/n]     # pilot, then (once every shard's pilot runs are
 #                                            # finished) the recipe `dnas study recipes` decides, then its truth
+#   tools/study_v2.sh ship                   # copy every finished record into models/ now
 #
 # The band: architectures drawn uniformly over the space (each cell combination weighted by how
 # many architectures it holds) with 80-100% of models/demo/default.budget.json's MACs and within
@@ -14,8 +15,9 @@
 # (the same sampling seed), so the pilot's runs under the chosen recipe are reused by the truth.
 #
 # Resumable: run it again to continue (finished runs are never redone; a killed run resumes
-# from its last checkpoint). One libtorch thread per process: start one process per core with
-# --shard 0/2 and --shard 1/2. After each recipe the small files (study.json, plans, every
+# from its last checkpoint). On a fresh checkout the finished runs are restored from
+# models/study/fmnist_small_v2 (records only: an unfinished run starts again). One libtorch
+# thread per process: start one process per core with --shard 0/2 and --shard 1/2. After each recipe the small files (study.json, plans, every
 # runs/*/record.json, truth-*.json; no weights) are copied to models/study/fmnist_small_v2.
 # DNAS_BIN: a dnas binary to use as it is (e.g. a copy, so that rebuilding while the pilot runs
 # for hours cannot change the program under it); by default the project's build.
@@ -58,6 +60,30 @@ sync_ship() { # study dir -> shipped dir
 
 RECIPES=(r20k-e2 r55k-e2 r55k-e4)
 
+# The run directory is not in git (weights, checkpoints); the shipped small files are. On a fresh
+# checkout, seed it from them so finished runs are not redone (a run is finished when its
+# record.json exists; an unfinished one restarts from scratch, its checkpoint being local).
+restore() { # shipped dir -> study dir
+  local ship="$1" dir="$2"
+  [ -f "$ship/study.json" ] || return 0
+  mkdir -p "$dir/runs"
+  for f in "$ship"/study.json "$ship"/plan-*.json; do
+    [ -f "$f" ] && [ ! -e "$dir/$(basename "$f")" ] && cp "$f" "$dir/"
+  done
+  for r in "$ship"/runs/*/record.json; do
+    [ -f "$r" ] || continue
+    id=$(basename "$(dirname "$r")")
+    [ -e "$dir/runs/$id/record.json" ] || { mkdir -p "$dir/runs/$id"; cp "$r" "$dir/runs/$id/record.json"; }
+  done
+  return 0
+}
+for r in "${RECIPES[@]}"; do restore "$SHIP/pilot/$r" "$ROOT/pilot-$r"; done
+for r in "${RECIPES[@]}"; do
+  if [ -f "$SHIP/truth/study.json" ] && grep -q "\"$r\"" "$SHIP/truth/recipe-name" 2>/dev/null; then
+    restore "$SHIP/truth" "$ROOT/truth-$r"
+  fi
+done
+
 pilot() {
     for r in "${RECIPES[@]}"; do
       # shellcheck disable=SC2046
@@ -85,6 +111,7 @@ truth() {
     r="$1"; shift
     flags=$(recipe_flags "$r")
     dir="$ROOT/truth-$r"
+    mkdir -p "$SHIP/truth"; echo "\"$r\"" > "$SHIP/truth/recipe-name"
     # Reuse the pilot's seeds 0 and 1 of the same recipe (same architectures, same runs).
     if [ -d "$ROOT/pilot-$r/runs" ]; then
       mkdir -p "$dir/runs"
@@ -113,5 +140,12 @@ case "$what" in
     r=$(decide)
     echo "[study_v2] the pilot chose recipe $r" >&2
     truth "$r" "$@" ;;
-  *) echo "usage: tools/study_v2.sh pilot|truth RECIPE|auto [--shard i/n]" >&2; exit 2 ;;
+  ship) # copy what is finished now into models/ (before a session ends mid-recipe)
+    for r in "${RECIPES[@]}"; do
+      sync_ship "$ROOT/pilot-$r" "$SHIP/pilot/$r"
+      [ -d "$ROOT/truth-$r" ] && sync_ship "$ROOT/truth-$r" "$SHIP/truth"
+    done
+    [ -f "$ROOT/recipes.json" ] && cp "$ROOT/recipes.json" "$SHIP/pilot/recipes.json"
+    exit 0 ;;
+  *) echo "usage: tools/study_v2.sh pilot|truth RECIPE|auto|ship [--shard i/n]" >&2; exit 2 ;;
 esac
