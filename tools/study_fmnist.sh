@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The shipped truth set of the embedded space (models/study/fmnist_small): 24 architectures of
+# The version-1 truth set of the embedded space (models/study/fmnist_small; superseded by
+# tools/study_v2.sh, docs/study.md): 24 architectures of
 # models/spaces/fmnist_small.json retrained from scratch with the truth recipe (plain cross-entropy,
 # 20,000 images, 2 epochs; one held-out split for all), 6 of them twice.
 # Resumable: run it again to continue (finished runs are never redone). Extra flags go to
@@ -16,7 +17,7 @@ DIR="${DNAS_STUDY_DIR:-$DNAS_ROOT/runs/study-fmnist_small-r1}"
 SHIP="$DNAS_ROOT/models/study/fmnist_small"
 sync_ship() {
   mkdir -p "$SHIP/runs"
-  for f in "$DIR"/study.json "$DIR"/plan-*.json "$DIR"/truth.json; do [ -f "$f" ] && cp "$f" "$SHIP/"; done
+  for f in "$DIR"/study.json "$DIR"/plan-*.json "$DIR"/truth*.json; do [ -f "$f" ] && cp "$f" "$SHIP/"; done
   for d in rank rank/differences pick; do
     [ -d "$DIR/$d" ] && mkdir -p "$SHIP/$d" && cp "$DIR/$d"/*.json "$SHIP/$d/" 2>/dev/null
   done

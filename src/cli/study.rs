@@ -448,7 +448,8 @@ pub fn truth_cmd(a: TruthArgs) -> Result<Outcome> {
         });
         (plan, header)
     };
-    let plan_name = a.set.as_str();
+    // A version-1 study keeps its single stratified plan under the name it had.
+    let plan_name = if a.set == "space" && study.plan_path("truth").exists() { "truth" } else { a.set.as_str() };
     let plan = study.create_or_open_plan(plan_name, header, plan)?;
     let macs: Vec<u64> = plan.iter().map(|e| e.macs).collect();
     println!(
