@@ -763,7 +763,9 @@ fn pick_of_run(
 /// run's are its block trainings (blocks trained together counted once) plus its rankings.
 fn search_seconds(run: &Path) -> Option<f64> {
     if let Ok(v) = crate::util::read_json(&run.join("search.json")) {
-        let parts = ["train_seconds", "search_seconds", "seconds"];
+        // One-shot: supernet training + the search after it. MF-KD: its evaluations' training
+        // seconds (its `search_seconds` is the invocation's wall time, which contains them).
+        let parts: &[&str] = if v["strategy"] == "mfkd" { &["train_seconds"] } else { &["train_seconds", "search_seconds"] };
         let sum: f64 = parts.iter().filter_map(|k| v[*k].as_f64()).sum();
         return (sum > 0.0).then_some(sum);
     }
