@@ -657,6 +657,26 @@ fn print_rank_table(reports: &[crate::study::rank::RankReport]) {
     }
 }
 
+/// How a search run's pick is taken (`study pick`, `study picks`): the DNA metric, the teacher
+/// a one-shot or MF-KD run's space is resolved on, and the budget the pick was searched under.
+#[derive(Args)]
+pub struct PickFrom {
+    /// DNA: the block loss selection adds up (score, as `dnas select`; cell-z, mse, mse-var).
+    #[arg(long, default_value = "score")]
+    metric: String,
+    /// One-shot and MF-KD runs: the teacher that resolves the space's tensor cuts (and teaches a
+    /// distilling recipe).
+    #[arg(long)]
+    teacher: Option<PathBuf>,
+    /// Budget file (its max_macs / max_params): the pick's budget, and that of the random ones.
+    #[arg(long)]
+    budget: Option<PathBuf>,
+    #[arg(long, value_parser = parse_count)]
+    max_macs: Option<u64>,
+    #[arg(long, value_parser = parse_count)]
+    max_params: Option<u64>,
+}
+
 #[derive(Args)]
 pub struct PickArgs {
     /// Study directory whose recipe retrains the pick and the random architectures.
@@ -667,20 +687,8 @@ pub struct PickArgs {
     /// must have been searched under the same budget).
     #[arg(long)]
     run: PathBuf,
-    /// DNA: the block loss selection adds up (score, as `dnas select`; cell-z, mse, mse-var).
-    /// The comparison is named `<run>-<metric>`.
-    #[arg(long, default_value = "score")]
-    metric: String,
-    /// One-shot runs: the teacher that resolves the space's tensor cuts (and teaches a --kd recipe).
-    #[arg(long)]
-    teacher: Option<PathBuf>,
-    /// Budget file (its max_macs / max_params constrain both the pick and the random ones).
-    #[arg(long)]
-    budget: Option<PathBuf>,
-    #[arg(long, value_parser = parse_count)]
-    max_macs: Option<u64>,
-    #[arg(long, value_parser = parse_count)]
-    max_params: Option<u64>,
+    #[command(flatten)]
+    from: PickFrom,
     /// Random architectures within the budget.
     #[arg(long, default_value_t = 10)]
     random: usize,
@@ -791,19 +799,8 @@ pub struct PicksArgs {
     /// Name of the comparison (the strategy and its settings, e.g. dna-score).
     #[arg(long)]
     name: String,
-    /// DNA: the block loss selection adds up (score, cell-z, mse, mse-var).
-    #[arg(long, default_value = "score")]
-    metric: String,
-    /// One-shot and MF-KD runs: the teacher that resolves the space's tensor cuts.
-    #[arg(long)]
-    teacher: Option<PathBuf>,
-    /// Budget file (max_macs / max_params): the picks' budget, the band's.
-    #[arg(long)]
-    budget: Option<PathBuf>,
-    #[arg(long, value_parser = parse_count)]
-    max_macs: Option<u64>,
-    #[arg(long, value_parser = parse_count)]
-    max_params: Option<u64>,
+    #[command(flatten)]
+    from: PickFrom,
     /// Retraining seeds of every pick (the band set's).
     #[arg(long, value_delimiter = ',', default_value = "0,1")]
     seeds: Vec<u64>,
@@ -818,14 +815,14 @@ pub fn picks_cmd(a: PicksArgs) -> Result<Outcome> {
     if !study.plan_path("band").exists() {
         bail!("'{}' has no band set: run dnas study truth --set band -o {} first", a.truth.display(), a.truth.display());
     }
-    let (max_macs, max_params) = super::oneshot::cost_limits(a.budget.as_deref(), a.max_macs, a.max_params)?;
+    let (max_macs, max_params) = super::oneshot::cost_limits(a.from.budget.as_deref(), a.from.max_macs, a.from.max_params)?;
     if max_macs.is_none() && max_params.is_none() {
         bail!("give --budget, --max-macs or --max-params: the picks were searched under it");
     }
     let mut plan = Vec::new();
-    let mut teacher = a.teacher.clone();
+    let mut teacher = a.from.teacher.clone();
     for run in &a.runs {
-        let (arch, _, t) = pick_of_run(run, &study, &a.metric, a.teacher.as_deref(), max_macs, max_params)
+        let (arch, _, t) = pick_of_run(run, &study, &a.from.metric, a.from.teacher.as_deref(), max_macs, max_params)
             .with_context(|| format!("the pick of '{}'", run.display()))?;
         teacher = teacher.or(t);
         plan.push(PlanEntry {
@@ -839,7 +836,7 @@ pub fn picks_cmd(a: PicksArgs) -> Result<Outcome> {
     }
     let budget_json = serde_json::json!({"max_macs": max_macs, "max_params": max_params});
     let header = serde_json::json!({"format": "dnas.study.plan", "version": 2, "kind": "picks", "runs": a.runs, "budget": budget_json,
-        "settings": {"metric": &a.metric, "seeds": &a.seeds}});
+        "settings": {"metric": &a.from.metric, "seeds": &a.seeds}});
     let plan = study.create_or_open_plan(&format!("picks-{}", a.name), header, plan)?;
     if a.runner.plan_only {
         for e in &plan {
@@ -1005,16 +1002,16 @@ pub fn recipes_cmd(a: RecipesArgs) -> Result<Outcome> {
 
 pub fn pick_cmd(a: PickArgs) -> Result<Outcome> {
     let study = StudyDir::open(&a.truth)?;
-    let (max_macs, max_params) = super::oneshot::cost_limits(a.budget.as_deref(), a.max_macs, a.max_params)?;
+    let (max_macs, max_params) = super::oneshot::cost_limits(a.from.budget.as_deref(), a.from.max_macs, a.from.max_params)?;
     if max_macs.is_none() && max_params.is_none() {
         bail!("give --budget, --max-macs or --max-params: the pick and the random architectures share that budget");
     }
-    let (picked, resolved, teacher) = pick_of_run(&a.run, &study, &a.metric, a.teacher.as_deref(), max_macs, max_params)?;
+    let (picked, resolved, teacher) = pick_of_run(&a.run, &study, &a.from.metric, a.from.teacher.as_deref(), max_macs, max_params)?;
     let mut cost = PointCost::new(&resolved)?;
     let random = random_within(&resolved, &mut cost, a.random, a.seed, max_macs, max_params)?;
     let dna = a.run.join("run.json").exists();
     let name = match &a.name {
-        None if dna => format!("{}-{}", run_name(&a.run, &None), a.metric),
+        None if dna => format!("{}-{}", run_name(&a.run, &None), a.from.metric),
         _ => run_name(&a.run, &a.name),
     };
     let seeds = vec![a.train_seed];
@@ -1029,7 +1026,7 @@ pub fn pick_cmd(a: PickArgs) -> Result<Outcome> {
     plan.extend(entries(&study, &resolved, &random, &|_| seeds.clone(), "random_")?);
     let budget_json = serde_json::json!({"max_macs": max_macs, "max_params": max_params});
     let header = serde_json::json!({"format": "dnas.study.plan", "kind": "pick", "source": a.run, "budget": budget_json,
-        "settings": {"random": a.random, "seed": a.seed, "train_seed": a.train_seed, "metric": dna.then_some(&a.metric)}});
+        "settings": {"random": a.random, "seed": a.seed, "train_seed": a.train_seed, "metric": dna.then_some(&a.from.metric)}});
     let plan = study.create_or_open_plan(&format!("pick-{name}"), header, plan)?;
     println!("pick {} ({} MACs) vs {} random architectures within {budget_json}", plan[0].key, plan[0].macs, a.random);
     if !a.runner.plan_only {

@@ -34,21 +34,8 @@ pub trait Predictor {
     }
 }
 
-/// Cost limits a predictor was trained under.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Limits {
-    pub max_macs: Option<u64>,
-    pub max_params: Option<u64>,
-}
-
-impl Limits {
-    pub fn holds(&self, params: u64, macs: u64) -> bool {
-        self.max_macs.is_none_or(|m| macs <= m) && self.max_params.is_none_or(|m| params <= m)
-    }
-    pub fn is_unlimited(&self) -> bool {
-        self.max_macs.is_none() && self.max_params.is_none()
-    }
-}
+/// Cost limits a predictor was trained under: the one-shot supernet's own path budget.
+pub use crate::oneshot::PathBudget as Limits;
 
 pub use crate::search::metric::DnaMetric;
 
@@ -142,7 +129,7 @@ impl Predictor for OneShotPredictor {
         inherited_top1(&mut self.net, &p, &self.eval.recal, &self.eval.held)
     }
     fn limits(&self) -> Option<Limits> {
-        (!self.trained_within.is_unlimited()).then_some(self.trained_within)
+        (self.trained_within != Limits::default()).then_some(self.trained_within)
     }
 }
 

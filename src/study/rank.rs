@@ -83,7 +83,7 @@ fn score_set(set: &str, truth: &Truth, p: &mut dyn Predictor, limits: &Option<Li
     let mut points = Vec::new();
     let mut skipped = Vec::new();
     for a in truth.finished() {
-        if limits.as_ref().is_some_and(|l| !l.holds(a.params, a.macs)) {
+        if limits.as_ref().is_some_and(|l| !l.fits(a.params, a.macs)) {
             skipped.push(a.key.clone());
             continue;
         }
