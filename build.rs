@@ -14,6 +14,10 @@ fn main() {
 
     println!("cargo:rerun-if-env-changed=DNAS_TORCH_LIB");
     println!("cargo:rerun-if-env-changed=LIBTORCH");
+    if std::env::var_os("CARGO_FEATURE_TORCH").is_none() {
+        // The validation build (`--no-default-features`) links no libtorch.
+        return;
+    }
     if let Some(lib) = torch_lib_dir() {
         build_shim(&lib);
         let lib = lib.display();

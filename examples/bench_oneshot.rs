@@ -12,9 +12,9 @@ mod common;
 
 use anyhow::{bail, Result};
 use common::interleave::{arg, check_params, device_from_flags, flag, interleave, report, root, spawn_references, zero_grads};
-use dnas::oneshot::loss::{cream_loss, soft_cross_entropy};
-use dnas::oneshot::{OneShotNet, PathBudget};
-use dnas::search::run::resolve_with_teacher;
+use dnas::strategy::oneshot::loss::{cream_loss, soft_cross_entropy};
+use dnas::strategy::oneshot::{OneShotNet, PathBudget};
+use dnas::strategy::dna::run::resolve_with_teacher;
 use dnas::space::point::Point;
 use dnas::space::{LayerOp, SearchSpace};
 use dnas::train::optim::{OptimConfig, Optimizer};

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use dnas::search::select::{select, BlockChoices, Budget, Candidate};
+use dnas::strategy::dna::select::{select, BlockChoices, Budget, Candidate};
 use dnas::util::Rng;
 
 /// Candidates whose loss falls with cost, as trained supernets show, plus noise.

@@ -268,7 +268,7 @@ fn checkpoints() {
     let swapped = [&(h.len() as u64).to_le_bytes()[..], &h, &good_t[8 + n..]].concat();
     let resealed = {
         let mut m: serde_json::Value = serde_json::from_slice(&good_meta).unwrap();
-        m["sha256"] = dnas::search::run::sha256_hex(&swapped).into();
+        m["sha256"] = dnas::util::sha256_hex(&swapped).into();
         serde_json::to_vec_pretty(&m).unwrap()
     };
 

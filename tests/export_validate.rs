@@ -191,10 +191,10 @@ fn latency_table_covers_every_candidate_layer_and_select_uses_it() {
         lut_path.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", text(&o));
-    let lut = dnas::search::choose::LatencyLut::load(&lut_path).unwrap();
+    let lut = dnas::strategy::dna::choose::LatencyLut::load(&lut_path).unwrap();
     let s = dnas::space::SearchSpace::load(&space).unwrap();
-    let r = dnas::search::run::resolve_with_teacher(&s, &dnas::onnx::read_file(&teacher).unwrap()).unwrap();
-    let keys = dnas::search::lut::layer_keys(&r);
+    let r = dnas::strategy::dna::run::resolve_with_teacher(&s, &dnas::onnx::read_file(&teacher).unwrap()).unwrap();
+    let keys = dnas::strategy::dna::lut::layer_keys(&r);
     assert_eq!(lut.entries.len(), keys.len());
     assert!(keys.keys().all(|k| lut.entries.get(k).is_some_and(|v| *v >= 0.0)));
     assert!(lut.fixed_ms > 0.0);

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{d, input, model, photos_dir, run_ort, run_tract};
-use dnas::search::evaluate::BlockRanking;
 use dnas::space::arch::{build_child, graph_cost, Arch};
 use dnas::space::SearchSpace;
+use dnas::strategy::dna::evaluate::BlockRanking;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -130,7 +130,7 @@ fn the_papers_space_with_the_real_lite0_teacher_trains_evaluates_selects_retrain
     assert_eq!(sel["archs"][0]["predicted"]["macs"].as_u64(), Some(macs));
     // The pick is a member of the shipped space.
     let space = SearchSpace::load(&space_path).unwrap();
-    let r = dnas::search::run::resolve_with_teacher(&space, &dnas::onnx::read_file(&teacher).unwrap()).unwrap();
+    let r = dnas::strategy::dna::run::resolve_with_teacher(&space, &dnas::onnx::read_file(&teacher).unwrap()).unwrap();
     r.point_of(&arch).unwrap();
 
     let rt = dir.join("retrain");

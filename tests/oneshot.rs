@@ -1,4 +1,4 @@
-//! `dnas search --strategy spos|cream` through the binary on Fashion-MNIST with a tiny space: a
+//! `dnas search spos|cream` through the binary on Fashion-MNIST with a tiny space: a
 //! Cream run SIGKILLed mid-training after its board has filled resumes to the same weights and
 //! the same board as an uninterrupted run; SPOS's evolutionary pick and every scored
 //! architecture stay within the budget; the pick is an architecture `dnas retrain` accepts.
@@ -13,7 +13,7 @@ use common::TINY_SPACE;
 
 fn search(strategy: &str, space: &Path, run: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_dnas"));
-    c.args(["search", "--strategy", strategy, "--space"])
+    c.args(["search", strategy, "--space"])
         .arg(space)
         .arg("--run")
         .arg(run)
@@ -26,6 +26,23 @@ fn search(strategy: &str, space: &Path, run: &Path, extra: &[&str]) -> Command {
 fn ok(o: &std::process::Output) -> serde_json::Value {
     assert!(o.status.success(), "exit {:?}\n{}", o.status.code(), String::from_utf8_lossy(&o.stderr));
     serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// A search's `--json` output is its `search.json` (the typed version-2 header and the result):
+/// the result, after checking the header says what ran.
+fn searched(o: &std::process::Output, strategy: &str, run: &Path) -> serde_json::Value {
+    let v = ok(o);
+    assert_eq!(
+        (v["format"].as_str(), v["version"].as_u64(), v["strategy"].as_str()),
+        (Some("dnas.search"), Some(2), Some(strategy)),
+        "{v}"
+    );
+    assert_eq!(v["limits"]["max_macs"], 3_000_000, "{v}");
+    assert_eq!(v["seed"], 5, "{v}");
+    let file: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("search.json")).unwrap()).unwrap();
+    assert_eq!(file, v, "the printed record is the run's search.json");
+    assert_eq!(v["result"]["arch"], "arch.json");
+    v["result"].clone()
 }
 
 fn space_file(dir: &Path) -> PathBuf {
@@ -42,8 +59,8 @@ fn cream_resumed_after_sigkill_equals_an_uninterrupted_run() {
     // image slices must travel in the checkpoint too.
     let cream = ["--cream-warmup-epochs", "0.5", "--board", "4", "--meta-every", "5"];
     let full = dir.path().join("full");
-    let r = ok(&search("cream", &space, &full, &cream).output().unwrap());
-    assert_eq!(r["train_steps"], 48);
+    let r = searched(&search("cream", &space, &full, &cream).output().unwrap(), "cream", &full);
+    assert_eq!(r["detail"]["train_steps"], 48);
     assert!(r["macs"].as_u64().unwrap() <= 3_000_000, "{r}");
     let board: serde_json::Value = serde_json::from_slice(&std::fs::read(full.join("board.json")).unwrap()).unwrap();
     assert!(board["distilled_steps"].as_u64().unwrap() > 0 && !board["board"]["entries"].as_array().unwrap().is_empty(), "{board}");
@@ -83,7 +100,7 @@ fn cream_resumed_after_sigkill_equals_an_uninterrupted_run() {
     }
     child.wait().unwrap();
     assert!(!cut.join("arch.json").exists(), "killed before the end");
-    let r2 = ok(&search("cream", &space, &cut, &cream).output().unwrap());
+    let r2 = searched(&search("cream", &space, &cut, &cream).output().unwrap(), "cream", &cut);
     let (a, b) = (common::tensor_bytes(&full.join("train/final.safetensors")), common::tensor_bytes(&cut.join("train/final.safetensors")));
     assert_eq!(a.len(), b.len());
     for (k, v) in &a {
@@ -103,7 +120,7 @@ fn spos_evolution_stays_within_the_budget_and_its_pick_retrains() {
     let dir = tempfile::tempdir().unwrap();
     let space = space_file(dir.path());
     let run = dir.path().join("spos");
-    let r = ok(&search("spos", &space, &run, &["--population", "6", "--generations", "2"]).output().unwrap());
+    let r = searched(&search("spos", &space, &run, &["--population", "6", "--generations", "2"]).output().unwrap(), "spos", &run);
     let evo: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("evolution.json")).unwrap()).unwrap();
     let scored = evo["scored"].as_array().unwrap();
     assert!(scored.len() >= 6, "{}", scored.len());
@@ -126,5 +143,5 @@ fn spos_evolution_stays_within_the_budget_and_its_pick_retrains() {
     // An unknown strategy is refused by name.
     let o = search("darts", &space, &dir.path().join("x"), &[]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("darts"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("darts"), "{}", String::from_utf8_lossy(&o.stderr));
 }

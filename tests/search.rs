@@ -9,11 +9,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use dnas::search::evaluate::{eval_counts, walk_prefixes, BlockRanking};
-use dnas::search::metric::DnaMetric;
 use dnas::space::arch::{build_child, graph_cost, Arch};
 use dnas::space::point::PointCost;
 use dnas::space::{resolve_standalone, SearchSpace};
+use dnas::strategy::dna::evaluate::{eval_counts, walk_prefixes, BlockRanking};
+use dnas::strategy::dna::metric::DnaMetric;
 use dnas::supernet::BlockNet;
 
 fn root() -> PathBuf {
@@ -135,7 +135,7 @@ fn two_processes_equal_one_and_the_search_runs_end_to_end() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no architecture fits"), "{}", String::from_utf8_lossy(&out.stderr));
     let fixed = {
         let s = SearchSpace::parse(TINY_SPACE).unwrap();
-        dnas::search::choose::space_fixed_cost(&s, s.head_in()[0]).unwrap().1
+        dnas::strategy::dna::choose::space_fixed_cost(&s, s.head_in()[0]).unwrap().1
     };
     let budget = fixed + (min + max) / 2;
     let out: serde_json::Value = serde_json::from_str(&ok(dnas(&[
@@ -243,7 +243,7 @@ fn shipped_spaces_load_and_fit_their_teachers() {
     let dna = SearchSpace::load(&root().join("models/spaces/dna_efficientnet.json")).unwrap();
     // On a real EfficientNet-Lite0 teacher the DNA space binds to its stage boundaries.
     let lite0 = dnas::onnx::read_file(&common::model("efficientnet_lite0.onnx")).unwrap();
-    let r = dnas::search::run::resolve_with_teacher(&dna, &lite0).unwrap();
+    let r = dnas::strategy::dna::run::resolve_with_teacher(&dna, &lite0).unwrap();
     let per_block: Vec<usize> = r.blocks.iter().map(|b| b.candidates()).collect();
     // Multi-cell: 2+3, 3+4, 3+4 layers; 3+4 at two widths; 4+5 at two widths; 1.
     assert_eq!(per_block, vec![36 + 216, 216 + 1296, 216 + 1296, 2 * (216 + 1296), 2 * (1296 + 7776), 6]);
@@ -261,16 +261,16 @@ fn shipped_spaces_load_and_fit_their_teachers() {
 
     let small = SearchSpace::load(&root().join("models/spaces/fmnist_small.json")).unwrap();
     let teacher = dnas::onnx::read_file(&root().join("models/fmnist_teacher.onnx")).unwrap();
-    let r = dnas::search::run::resolve_with_teacher(&small, &teacher).unwrap();
+    let r = dnas::strategy::dna::run::resolve_with_teacher(&small, &teacher).unwrap();
     let outs: Vec<[usize; 3]> = r.blocks.iter().map(|b| b.teacher_out_shape).collect();
     assert_eq!(outs, vec![[24, 14, 14], [40, 7, 7], [80, 4, 4], [112, 4, 4]]);
 
     // Bad spaces: errors name the field.
     let bad = std::fs::read_to_string(root().join("models/spaces/fmnist_small.json")).unwrap().replacen("\"cut\": 2", "\"cut\": 3", 1);
-    let e = format!("{:#}", dnas::search::run::resolve_with_teacher(&SearchSpace::parse(&bad).unwrap(), &teacher).unwrap_err());
+    let e = format!("{:#}", dnas::strategy::dna::run::resolve_with_teacher(&SearchSpace::parse(&bad).unwrap(), &teacher).unwrap_err());
     assert!(e.contains("blocks[1].stride"), "{e}");
     let bad = std::fs::read_to_string(root().join("models/spaces/fmnist_small.json")).unwrap().replacen("\"cut\": 4", "\"cut\": 9", 1);
-    let e = format!("{:#}", dnas::search::run::resolve_with_teacher(&SearchSpace::parse(&bad).unwrap(), &teacher).unwrap_err());
+    let e = format!("{:#}", dnas::strategy::dna::run::resolve_with_teacher(&SearchSpace::parse(&bad).unwrap(), &teacher).unwrap_err());
     assert!(e.contains("blocks[3].cut") && e.contains("#9"), "{e}");
 }
 
@@ -408,7 +408,7 @@ fn published_dna_architectures_count_the_papers_params_and_macs() {
     let paper = [("a", 4.2e6, 348e6), ("b", 4.9e6, 394e6), ("c", 5.3e6, 466e6), ("d", 6.4e6, 611e6)];
     let space = SearchSpace::load(&root().join("models/spaces/dna_efficientnet.json")).unwrap();
     let lite0 = dnas::onnx::read_file(&common::model("efficientnet_lite0.onnx")).unwrap();
-    let r = dnas::search::run::resolve_with_teacher(&space, &lite0).unwrap();
+    let r = dnas::strategy::dna::run::resolve_with_teacher(&space, &lite0).unwrap();
     for (k, p_params, p_macs) in paper {
         let arch = Arch::load(&root().join(format!("models/archs/dna_{k}.json"))).unwrap();
         let g = build_child(&arch, 0).unwrap();

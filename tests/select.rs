@@ -1,7 +1,7 @@
 //! Exact selection equals brute force on 200 random small instances (one to three budgets,
 //! top-1 and top-3), and an impossible budget is a clear error.
 
-use dnas::search::select::{select, BlockChoices, Budget, Candidate};
+use dnas::strategy::dna::select::{select, BlockChoices, Budget, Candidate};
 use dnas::util::Rng;
 
 fn instance(rng: &mut Rng) -> Vec<BlockChoices> {

@@ -186,7 +186,7 @@ fn truth_resumes_after_sigkill_then_rank_pick_and_report() {
 
     // A one-shot run predicts through inherited weights: SPOS's predictor on the same truth.
     let oneshot = dir.path().join("spos");
-    let mut spos = dnas(&["search", "--strategy", "spos", "--space"]);
+    let mut spos = dnas(&["search", "spos", "--space"]);
     spos.arg(&space).arg("--run").arg(&oneshot);
     ok(&spos
         .args(["--train-subset", "256", "--epochs", "1", "--batch", "32", "--held-out", "256", "--threads", "1"])
@@ -246,7 +246,7 @@ fn truth_resumes_after_sigkill_then_rank_pick_and_report() {
     // on the truth set, each truth architecture trained once per predictor, cheaply (held-out
     // after the last epoch, no test pass), and its pick enters a comparison.
     let mf = dir.path().join("mfkd");
-    let mut search = dnas(&["search", "--strategy", "mfkd", "--space"]);
+    let mut search = dnas(&["search", "mfkd", "--space"]);
     search.arg(&space).arg("--run").arg(&mf).arg("--teacher").arg(teacher());
     ok(&search
         .args(["--train-subset", "256", "--lowfi-fraction", "0.25", "--lowfi-epochs", "1", "--epochs", "1", "--batch", "32"])
@@ -271,7 +271,7 @@ fn truth_resumes_after_sigkill_then_rank_pick_and_report() {
     // The same search with each batch trained by two `dnas study run` processes: the same
     // evaluations with the same scores, bit for bit, and the processes' logs.
     let mf2 = dir.path().join("mfkd-procs");
-    let mut search = dnas(&["search", "--strategy", "mfkd", "--space"]);
+    let mut search = dnas(&["search", "mfkd", "--space"]);
     search.arg(&space).arg("--run").arg(&mf2).arg("--teacher").arg(teacher());
     ok(&search
         .args(["--train-subset", "256", "--lowfi-fraction", "0.25", "--lowfi-epochs", "1", "--epochs", "1", "--batch", "32"])

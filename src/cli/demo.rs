@@ -18,8 +18,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use super::search::parse_count;
 use super::Outcome;
+use crate::util::parse_count;
 use crate::util::{read_json, write_atomic};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
@@ -369,7 +369,6 @@ pub fn demo(a: DemoArgs) -> Result<Outcome> {
         // 2. One-shot supernet and the strategy's pick under the budget, in one command.
         let mut search_cmd = args![
             "search",
-            "--strategy",
             a.strategy,
             "--run",
             p(&search),
@@ -392,11 +391,7 @@ pub fn demo(a: DemoArgs) -> Result<Outcome> {
             "--threads",
             threads,
             "--max-macs",
-            max_macs,
-            "--eval-batches",
-            s.eval_batches,
-            "--eval-batch",
-            s.eval_batch
+            max_macs
         ];
         if let Some(n) = s.search_subset {
             search_cmd.extend(args!["--train-subset", n]);
@@ -409,6 +404,7 @@ pub fn demo(a: DemoArgs) -> Result<Outcome> {
             search_cmd.extend(args!["--init", init, "--evals", evals, "--promote", promote]);
             "MF-KD: low-fidelity evaluations with KD and Gaussian-process search".to_string()
         } else {
+            search_cmd.extend(args!["--eval-batches", s.eval_batches, "--eval-batch", s.eval_batch]);
             format!("one-shot supernet training and {} search", a.strategy)
         };
         st.run(&stage, search_cmd)?;
@@ -421,7 +417,7 @@ pub fn demo(a: DemoArgs) -> Result<Outcome> {
         st.run("supernet training (one teacher forward per batch, every block)", train)?;
 
         // 3. Rankings.
-        let blocks = crate::search::run::RunDir::open(&search)?;
+        let blocks = crate::strategy::dna::run::RunDir::open(&search)?;
         let n_blocks = blocks.space()?.blocks.len();
         if (0..n_blocks).all(|i| blocks.eval_path(i).exists()) && rankings_current(&blocks, n_blocks) {
             st.skip("candidate evaluation", "every block is already ranked (eval/block-*.json)");
@@ -544,7 +540,7 @@ pub fn demo(a: DemoArgs) -> Result<Outcome> {
 }
 
 /// True when every block's ranking is at least as new as its trained weights.
-fn rankings_current(run: &crate::search::run::RunDir, n: usize) -> bool {
+fn rankings_current(run: &crate::strategy::dna::run::RunDir, n: usize) -> bool {
     let mtime = |p: PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     (0..n).all(|i| match (mtime(run.eval_path(i)), mtime(run.weights_path(i))) {
         (Some(e), Some(w)) => e >= w,

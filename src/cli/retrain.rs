@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use super::train::{train_classifier, ClassifierJob, DataArgs, TrainArgs};
+use super::eval::DataArgs;
+use super::train::{train_classifier, ClassifierJob, TrainArgs};
 use super::Outcome;
 use crate::exec::{parse_device, Executor};
 use crate::onnx::export::export_with_batch;

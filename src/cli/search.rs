@@ -1,40 +1,52 @@
-//! `dnas train`, `dnas evaluate`, `dnas select`: the DNA search over a run directory.
+//! `dnas search dna`, and its stages `dnas train`, `dnas evaluate`, `dnas select`: the DNA search
+//! over a run directory.
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::train::set_threads;
 use super::Outcome;
 use crate::data::DataSpec;
 use crate::exec::parse_device;
-use crate::search::choose::{choose, LatencyLut};
-use crate::search::evaluate::{evaluate, EvalOptions};
-use crate::search::metric::DnaMetric;
-use crate::search::run::{RunDir, SupernetTrain};
-use crate::search::select::Budget;
-use crate::search::train::{train_blocks, TrainOptions};
-use crate::util::write_atomic;
+use crate::space::limits::PathBudget;
+use crate::strategy::dna::choose::{choose, LatencyLut};
+use crate::strategy::dna::evaluate::{evaluate, EvalOptions};
+use crate::strategy::dna::metric::DnaMetric;
+use crate::strategy::dna::record::record_pick;
+use crate::strategy::dna::run::{RunDir, SupernetTrain};
+use crate::strategy::dna::select::Budget;
+use crate::strategy::dna::train::{train_blocks, BlockOutcome, TrainOptions};
+use crate::util::{parse_count, write_atomic};
 
+/// `dnas train`: the block supernets of a DNA run, all unfinished blocks or some.
 #[derive(Args)]
 pub struct SearchTrainArgs {
-    /// The run directory (created on first use with --teacher and --space).
-    #[arg(long)]
-    run: PathBuf,
+    #[command(flatten)]
+    r: DnaRunArgs,
     /// Create (or check) the run directory and exit without training: what a scheduler does once
     /// before the per-block jobs start (`dnas submit slurm`).
     #[arg(long)]
     create_only: bool,
+    /// Train only these blocks (repeatable); default: every unfinished block, together.
+    #[arg(long)]
+    block: Vec<usize>,
+}
+
+/// A DNA run directory and its supernet training settings (given when the run is created; a
+/// later command that gives other ones is refused).
+#[derive(Args)]
+pub struct DnaRunArgs {
+    /// The run directory (created on first use with --teacher and --space).
+    #[arg(long)]
+    run: PathBuf,
     /// Teacher ONNX (creating a run).
     #[arg(long)]
     teacher: Option<PathBuf>,
     /// Search space JSON (creating a run), e.g. models/spaces/fmnist_small.json.
     #[arg(long)]
     space: Option<PathBuf>,
-    /// Train only these blocks (repeatable); default: every unfinished block, together.
-    #[arg(long)]
-    block: Vec<usize>,
     /// Data (creating a run): fmnist, idx:DIR, cifar10:DIR, cifar100:DIR, folder:DIR.
     #[arg(long)]
     data: Option<String>,
@@ -78,7 +90,7 @@ pub struct SearchTrainArgs {
     json: bool,
 }
 
-impl SearchTrainArgs {
+impl DnaRunArgs {
     fn settings(&self) -> (DataSpec, u64, SupernetTrain) {
         let seed = self.seed.unwrap_or(0);
         let data = DataSpec {
@@ -128,50 +140,141 @@ impl SearchTrainArgs {
     }
 }
 
-pub fn train(a: SearchTrainArgs) -> Result<Outcome> {
-    set_threads(a.threads);
-    let device = parse_device(&a.device)?;
-    let run = match (&a.teacher, &a.space) {
-        (Some(t), Some(s)) => {
-            let (data, seed, train) = a.settings();
-            RunDir::create(&a.run, t, s, data, seed, train)?
-        }
-        (None, None) => {
-            let run = RunDir::open(&a.run)?;
-            let c = a.conflicts(&run);
-            if !c.is_empty() {
-                bail!("'{}' was created with other settings: {}; use another --run directory", a.run.display(), c.join(", "));
+impl DnaRunArgs {
+    /// Creates the run (with --teacher and --space) or opens it, refusing other settings.
+    fn open_or_create(&self) -> Result<RunDir> {
+        match (&self.teacher, &self.space) {
+            (Some(t), Some(s)) => {
+                let (data, seed, train) = self.settings();
+                RunDir::create(&self.run, t, s, data, seed, train)
             }
-            run
+            (None, None) => {
+                let run = RunDir::open(&self.run)?;
+                let c = self.conflicts(&run);
+                if !c.is_empty() {
+                    bail!("'{}' was created with other settings: {}; use another --run directory", self.run.display(), c.join(", "));
+                }
+                Ok(run)
+            }
+            _ => bail!("creating a run needs both --teacher and --space"),
         }
-        _ => bail!("creating a run needs both --teacher and --space"),
-    };
+    }
+
+    /// Trains `blocks` (all unfinished when empty).
+    fn train(&self, run: &RunDir, blocks: &[usize]) -> Result<Vec<BlockOutcome>> {
+        set_threads(self.threads);
+        let device = parse_device(&self.device)?;
+        let blocks = if blocks.is_empty() { None } else { Some(blocks.to_vec()) };
+        train_blocks(run, &TrainOptions { blocks, device, workers: self.workers, quiet: self.json })
+    }
+}
+
+fn print_blocks(outcomes: &[BlockOutcome]) {
+    println!("{:<6} {:<14} {:>14} {:>14} {:>8} {:>9}", "block", "name", "held-out MSE", "after", "steps", "seconds");
+    for o in outcomes {
+        let (first, last) = (o.held_out_mse.first().copied().unwrap_or(f64::NAN), o.held_out_mse.last().copied().unwrap_or(f64::NAN));
+        let skipped = if o.skipped { "  (already trained)" } else { "" };
+        println!("{:<6} {:<14} {:>14.5} {:>14.5} {:>8} {:>9.0}{skipped}", o.block, o.name, first, last, o.steps, o.seconds);
+    }
+}
+
+pub fn train(a: SearchTrainArgs) -> Result<Outcome> {
+    let run = a.r.open_or_create()?;
     if a.create_only {
-        eprintln!("run '{}' ready ({} blocks)", a.run.display(), run.space()?.blocks.len());
+        eprintln!("run '{}' ready ({} blocks)", a.r.run.display(), run.space()?.blocks.len());
         return Ok(Outcome::Ok);
     }
-    let blocks = if a.block.is_empty() { None } else { Some(a.block.clone()) };
-    let outcomes = train_blocks(&run, &TrainOptions { blocks, device, workers: a.workers, quiet: a.json })?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"run": a.run, "blocks": outcomes}))?);
+    let outcomes = a.r.train(&run, &a.block)?;
+    if a.r.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"run": a.r.run, "blocks": outcomes}))?);
     } else {
-        println!("{:<6} {:<14} {:>14} {:>14} {:>8} {:>9}", "block", "name", "held-out MSE", "after", "steps", "seconds");
-        for o in &outcomes {
-            let first = o.held_out_mse.first().copied().unwrap_or(f64::NAN);
-            let last = o.held_out_mse.last().copied().unwrap_or(f64::NAN);
-            println!(
-                "{:<6} {:<14} {:>14.5} {:>14.5} {:>8} {:>9.0}{}",
-                o.block,
-                o.name,
-                first,
-                last,
-                o.steps,
-                o.seconds,
-                if o.skipped { "  (already trained)" } else { "" }
-            );
-        }
+        print_blocks(&outcomes);
     }
     Ok(Outcome::Ok)
+}
+
+/// `dnas search dna`: the three DNA stages in one command — the block supernets trained, every
+/// candidate ranked, the architecture selected exactly under the limits (what `dnas train`,
+/// `dnas evaluate` and `dnas select` do one at a time, for a cluster or by hand).
+#[derive(Args)]
+pub struct DnaSearchArgs {
+    #[command(flatten)]
+    r: DnaRunArgs,
+    /// Ranking: held-out batches (of --rank-batch) every candidate is scored on, and the
+    /// training images of the one BatchNorm recalibration batch (dnas evaluate's --batches,
+    /// --batch, --recal-batch).
+    #[arg(long, default_value_t = 8)]
+    rank_batches: usize,
+    #[arg(long, default_value_t = 256)]
+    rank_batch: usize,
+    #[arg(long, default_value_t = 256)]
+    recal_batch: usize,
+    /// Budget file (its max_macs / max_params) the architecture is selected under.
+    #[arg(long)]
+    budget: Option<PathBuf>,
+    #[arg(long, value_parser = parse_count)]
+    max_macs: Option<u64>,
+    #[arg(long, value_parser = parse_count)]
+    max_params: Option<u64>,
+    /// Block loss added up (score, cell-z, mse, mse-var; see dnas select).
+    #[arg(long, default_value = "score")]
+    metric: String,
+}
+
+pub fn search_dna(a: DnaSearchArgs) -> Result<Outcome> {
+    let (max_macs, max_params) = crate::validate::budget::cost_limits(a.budget.as_deref(), a.max_macs, a.max_params)?;
+    let run = a.r.open_or_create()?;
+    let outcomes = a.r.train(&run, &[])?;
+    if !a.r.json {
+        print_blocks(&outcomes);
+    }
+    let ranking = RankingArgs { batches: a.rank_batches, batch: a.rank_batch, recal_batch: a.recal_batch };
+    let opts = ranking.options(None, &a.r.device, a.r.workers, a.r.json)?;
+    evaluate(&run, &opts)?;
+    let budget = Budget { max_macs, max_params, ..Default::default() };
+    let metric = DnaMetric::parse(&a.metric)?;
+    let t0 = std::time::Instant::now();
+    let choice = choose(&run, budget, None, 1, metric)?;
+    let arch = choice.archs.first().context("no architecture fits the budget")?;
+    write_atomic(&run.root.join("arch.json"), serde_json::to_string_pretty(arch)?.as_bytes())?;
+    let rec = record_pick(&run, arch, PathBudget { max_macs, max_params }, metric, t0.elapsed().as_secs_f64())?;
+    let r = rec.result.as_ref().context("internal: no result recorded")?;
+    if a.r.json {
+        println!("{}", serde_json::to_string_pretty(&rec)?);
+    } else {
+        println!("dna pick   {}", r.key);
+        println!("MACs {}, params {}; predicted {:.4} ({})", r.macs, r.params, r.score, r.score_kind);
+        println!("training {:.0} s; ranking and selection {:.1} s", r.train_seconds, r.search_seconds);
+        println!("wrote {}", run.root.join("arch.json").display());
+    }
+    Ok(Outcome::Ok)
+}
+
+/// How DNA ranks every candidate of a block on held-out data.
+#[derive(Args)]
+pub struct RankingArgs {
+    /// Held-out batches every candidate is scored on.
+    #[arg(long, default_value_t = 8)]
+    batches: usize,
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Training images for BatchNorm recalibration (one fixed batch).
+    #[arg(long, default_value_t = 256)]
+    recal_batch: usize,
+}
+
+impl RankingArgs {
+    fn options(&self, blocks: Option<Vec<usize>>, device: &str, workers: usize, quiet: bool) -> Result<EvalOptions> {
+        Ok(EvalOptions {
+            blocks,
+            batches: self.batches,
+            batch: self.batch,
+            recal_batch: self.recal_batch,
+            device: parse_device(device)?,
+            workers,
+            quiet,
+        })
+    }
 }
 
 #[derive(Args)]
@@ -181,14 +284,8 @@ pub struct EvaluateArgs {
     /// Evaluate only these blocks (repeatable).
     #[arg(long)]
     block: Vec<usize>,
-    /// Held-out batches every candidate is scored on.
-    #[arg(long, default_value_t = 8)]
-    batches: usize,
-    #[arg(long, default_value_t = 256)]
-    batch: usize,
-    /// Training images for BatchNorm recalibration (one fixed batch).
-    #[arg(long, default_value_t = 256)]
-    recal_batch: usize,
+    #[command(flatten)]
+    ranking: RankingArgs,
     #[arg(long, default_value = "cpu", value_parser = crate::exec::device_arg)]
     device: String,
     #[arg(long, default_value_t = 0)]
@@ -205,15 +302,7 @@ pub struct EvaluateArgs {
 pub fn evaluate_cmd(a: EvaluateArgs) -> Result<Outcome> {
     set_threads(a.threads);
     let run = RunDir::open(&a.run)?;
-    let opts = EvalOptions {
-        blocks: if a.block.is_empty() { None } else { Some(a.block.clone()) },
-        batches: a.batches,
-        batch: a.batch,
-        recal_batch: a.recal_batch,
-        device: parse_device(&a.device)?,
-        workers: a.workers,
-        quiet: a.json,
-    };
+    let opts = a.ranking.options((!a.block.is_empty()).then(|| a.block.clone()), &a.device, a.workers, a.json)?;
     let rankings = evaluate(&run, &opts)?;
     if a.json {
         let summary: Vec<serde_json::Value> = rankings
@@ -286,22 +375,6 @@ pub struct SelectArgs {
     json: bool,
 }
 
-/// `7000000`, `7M`, `7.5m`, `500k`, `0.4G` → a count.
-pub fn parse_count(s: &str) -> std::result::Result<u64, String> {
-    let t = s.trim();
-    let (num, mul) = match t.chars().last() {
-        Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
-        Some('m' | 'M') => (&t[..t.len() - 1], 1e6),
-        Some('g' | 'G') => (&t[..t.len() - 1], 1e9),
-        _ => (t, 1.0),
-    };
-    let v: f64 = num.parse().map_err(|_| format!("'{s}' is not a count (e.g. 7000000, 7M, 500k)"))?;
-    if !(v >= 0.0 && v.is_finite()) {
-        return Err(format!("'{s}' must be ≥ 0"));
-    }
-    Ok((v * mul).round() as u64)
-}
-
 pub fn select_cmd(a: SelectArgs) -> Result<Outcome> {
     let run = RunDir::open(&a.run)?;
     let lut = a.latency_lut.as_deref().map(LatencyLut::load).transpose()?;
@@ -318,6 +391,13 @@ pub fn select_cmd(a: SelectArgs) -> Result<Outcome> {
         let path = if k == 0 { base.clone() } else { base.with_file_name(format!("arch-{}.json", k + 1)) };
         write_atomic(&path, serde_json::to_string_pretty(arch)?.as_bytes())?;
         files.push(path);
+    }
+    // The run's own pick (its arch.json, selected on MACs and params): search.json says so.
+    let own = run.root.join("arch.json");
+    let is_own = std::fs::canonicalize(&base).ok().zip(std::fs::canonicalize(&own).ok()).is_some_and(|(x, y)| x == y);
+    if let (true, None, Some(first)) = (is_own, a.max_ms, choice.archs.first()) {
+        let limits = PathBudget { max_macs: a.max_macs, max_params: a.max_params };
+        record_pick(&run, first, limits, DnaMetric::parse(&a.metric)?, secs)?;
     }
     if a.json {
         println!(
@@ -346,17 +426,4 @@ pub fn select_cmd(a: SelectArgs) -> Result<Outcome> {
         }
     }
     Ok(Outcome::Ok)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn counts_with_suffixes() {
-        assert_eq!(super::parse_count("7M"), Ok(7_000_000));
-        assert_eq!(super::parse_count("7.5m"), Ok(7_500_000));
-        assert_eq!(super::parse_count("500k"), Ok(500_000));
-        assert_eq!(super::parse_count("1234"), Ok(1234));
-        assert!(super::parse_count("lots").is_err());
-        assert!(super::parse_count("-1M").is_err());
-    }
 }

@@ -11,7 +11,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::Outcome;
-use crate::search::run::RunDir;
+use crate::strategy::dna::run::RunDir;
 use crate::util::read_json;
 
 #[derive(Args)]
@@ -76,7 +76,7 @@ pub fn status(a: StatusArgs) -> Result<Outcome> {
         let lock = run.block_dir(i).join("train.lock");
         // Read-only: status never takes (or writes) a block's lock.
         let holder = crate::util::lock::probe(&lock);
-        let ckpt = crate::search::block_checkpoints::checkpoint_step(&run.block_dir(i)).transpose();
+        let ckpt = crate::strategy::dna::block_checkpoints::checkpoint_step(&run.block_dir(i)).transpose();
         let interrupted = match &ckpt {
             Some(Ok(step)) => format!("interrupted (checkpoint at step {step})"),
             Some(Err(_)) => "interrupted (checkpoint unreadable)".into(),

@@ -5,25 +5,26 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
+use super::eval::DataArgs;
 use super::retrain::load_teacher;
-use super::search::parse_count;
 use super::train::set_threads;
-use super::train::{fit_classifier, ClassifierJob, DataArgs, TrainArgs};
+use super::train::{fit_classifier, ClassifierJob, TrainArgs};
 use super::Outcome;
 use crate::exec::parse_device;
-use crate::search::choose::choose;
-use crate::search::metric::DnaMetric;
-use crate::search::run::{resolve_with_teacher, sha256_hex, RunDir};
-use crate::search::select::Budget as SelectBudget;
 use crate::space::arch::{build_child_with_cuts, Arch};
+use crate::space::limits::PathBudget;
 use crate::space::point::{arch_key, PointCost};
 use crate::space::SearchSpace;
+use crate::strategy::dna::metric::DnaMetric;
+use crate::strategy::dna::run::resolve_with_teacher;
+use crate::strategy::{Pick, PickRequest, PredictorRequest, SearchRun, Strategy};
 use crate::study::pick::pick_report;
-use crate::study::predict::{DnaPredictor, LowFiPredictor, OneShotPredictor, Predictor};
 use crate::study::rank::rank;
 use crate::study::sample::{band_sample, random_within, truth_sample, Band, Sampled, TruthSampling};
 use crate::study::truth::{schedule, KdRecipe, PlanEntry, Recipe, Retrainer, StudyDir, StudyRecord, Trained, Truth};
 use crate::train::classify::{Distill, FeatureDistill, LogitKd};
+use crate::util::parse_count;
+use crate::util::sha256_hex;
 use crate::util::write_atomic;
 
 #[derive(Subcommand)]
@@ -487,7 +488,7 @@ pub struct RankArgs {
     #[arg(long)]
     truth: PathBuf,
     /// Search run whose predictions are scored: a DNA run (dnas train + evaluate: its rankings)
-    /// or a one-shot run (dnas search --strategy spos|cream: inherited-weight held-out top-1).
+    /// or a one-shot run (dnas search spos|cream: inherited-weight held-out top-1).
     #[arg(long)]
     run: PathBuf,
     /// One-shot runs: a teacher to resolve tensor cuts of the space.
@@ -556,38 +557,20 @@ pub fn rank_cmd(a: RankArgs) -> Result<Outcome> {
         "all" => run_name(&a.run, &a.name),
         h => format!("{}.{h}", run_name(&a.run, &a.name)),
     };
-    let mut predictors: Vec<(String, Box<dyn Predictor>)> = Vec::new();
-    if crate::mfkd::lowfi::is_mfkd_run(&a.run) {
-        set_threads(a.threads);
-        let resolved = crate::cli::oneshot::resolve_space(&a.run.join("space.json"), a.teacher.as_deref())?;
-        for (label, lowfi) in crate::mfkd::lowfi::lowfi_dirs(&a.run, &a.lowfi, &study, &resolved)? {
-            let runner =
-                RunnerArgs { device: a.device.clone(), threads: a.threads, workers: 2, shard: (0, 1), ckpt_every: 200, plan_only: false };
-            let trainer = ClassifierRetrainer { runner, teacher: a.teacher.clone(), cheap: true };
-            predictors.push((
-                label.clone(),
-                Box::new(LowFiPredictor { label: format!("mfkd:{label}"), dir: lowfi, trainer: Box::new(trainer), seed: 0 }),
-            ));
-        }
-    } else if a.run.join("oneshot.json").exists() {
-        let rec = crate::util::read_json(&a.run.join("oneshot.json"))?;
-        if rec["space"].as_str() != Some(study.record.space.as_str()) {
-            bail!("the run searched space {} but the truth set is of {}", rec["space"], study.record.space);
-        }
-        let space = crate::cli::oneshot::resolve_space(&a.run.join("space.json"), a.teacher.as_deref())?;
-        set_threads(a.threads);
-        let p = OneShotPredictor::from_run(&a.run, space, a.eval_batches, a.eval_batch, parse_device(&a.device)?)?;
-        predictors.push(("inherited".into(), Box::new(p)));
-    } else {
-        let run = RunDir::open(&a.run)?;
-        if run.record.space != study.record.space {
-            bail!("the run searched space {} but the truth set is of {}", run.record.space, study.record.space);
-        }
-        let metrics: Vec<DnaMetric> = if a.metric == "all" { DnaMetric::ALL.to_vec() } else { vec![DnaMetric::parse(&a.metric)?] };
-        for m in metrics {
-            predictors.push((m.label().into(), Box::new(DnaPredictor::from_run("dna", &run, m)?)));
-        }
-    }
+    set_threads(a.threads);
+    let runner = RunnerArgs { device: a.device.clone(), threads: a.threads, workers: 2, shard: (0, 1), ckpt_every: 200, plan_only: false };
+    let lowfi_trainer =
+        || -> Box<dyn Retrainer> { Box::new(ClassifierRetrainer { runner: runner.clone(), teacher: a.teacher.clone(), cheap: true }) };
+    let predictors = SearchRun::open(&a.run)?.predictors(&PredictorRequest {
+        study: &study,
+        metric: &a.metric,
+        teacher: a.teacher.as_deref(),
+        device: parse_device(&a.device)?,
+        eval_batches: a.eval_batches,
+        eval_batch: a.eval_batch,
+        lowfi: &a.lowfi,
+        lowfi_trainer: &lowfi_trainer,
+    })?;
     let set_refs: Vec<(&str, &Truth)> = sets.iter().map(|(n, t)| (n.as_str(), t)).collect();
     let mut reports = Vec::new();
     for (label, mut p) in predictors {
@@ -683,7 +666,7 @@ pub struct PickArgs {
     #[arg(long)]
     truth: PathBuf,
     /// Search run the pick comes from: a DNA run (selected here from its rankings under the
-    /// budget) or a one-shot run of `dnas search --strategy spos|cream` (its `arch.json`, which
+    /// budget) or a one-shot run of `dnas search spos|cream` (its `arch.json`, which
     /// must have been searched under the same budget).
     #[arg(long)]
     run: PathBuf,
@@ -707,85 +690,12 @@ pub struct PickArgs {
     json: bool,
 }
 
-/// The pick of a one-shot run (`arch.json`), its space resolved on the study's teacher; the run
-/// must have searched under the pick's budget, or the comparison would not be fair.
-fn oneshot_pick(
-    run: &Path,
-    study: &StudyDir,
-    teacher: Option<&Path>,
-    max_macs: Option<u64>,
-    max_params: Option<u64>,
-) -> Result<(Arch, crate::space::Resolved)> {
-    let file = run.join("arch.json");
-    if !file.exists() {
-        bail!("'{}' has no pick: run dnas search --strategy … --run {} first", file.display(), run.display());
-    }
-    let arch: Arch =
-        serde_json::from_value(crate::util::read_json(&file)?).with_context(|| format!("'{}' is not an architecture", file.display()))?;
-    let searched = (arch.budget["max_macs"].as_u64(), arch.budget["max_params"].as_u64());
-    if searched != (max_macs, max_params) {
-        let show = |v: Option<u64>| v.map_or("none".to_string(), |v| v.to_string());
-        bail!(
-            "'{}' was searched under max_macs {} / max_params {}, not the pick's {} / {}: search again under that budget",
-            run.display(),
-            show(searched.0),
-            show(searched.1),
-            show(max_macs),
-            show(max_params)
-        );
-    }
-    let resolved = crate::cli::oneshot::resolve_space(&run.join("space.json"), teacher)?;
-    let space = format!("{}@{}", resolved.space.name, resolved.space.version);
-    if space != study.record.space {
-        bail!("the run searched space {space} but the study is of {}", study.record.space);
-    }
-    Ok((arch, resolved))
-}
-
-/// The pick of any search run under the budget: a DNA run selected here from its rankings with
-/// `metric`; a one-shot or MF-KD run's `arch.json` (searched under the same budget). Also the
-/// resolved space and the teacher a distilling recipe would use.
-fn pick_of_run(
-    run: &Path,
-    study: &StudyDir,
-    metric: &str,
-    teacher: Option<&Path>,
-    max_macs: Option<u64>,
-    max_params: Option<u64>,
-) -> Result<(Arch, crate::space::Resolved, Option<PathBuf>)> {
-    if run.join("oneshot.json").exists() || crate::mfkd::lowfi::is_mfkd_run(run) {
-        let (arch, resolved) = oneshot_pick(run, study, teacher, max_macs, max_params)?;
-        return Ok((arch, resolved, teacher.map(Path::to_path_buf)));
-    }
-    let dir = RunDir::open(run)?;
-    if dir.record.space != study.record.space {
-        bail!("the run searched space {} but the study is of {}", dir.record.space, study.record.space);
-    }
-    let teacher = dir.root.join("teacher.onnx");
-    let (resolved, _) = open_space(&dir.root.join("space.json"), &teacher)?;
-    let choice = choose(&dir, SelectBudget { max_macs, max_params, ..Default::default() }, None, 1, DnaMetric::parse(metric)?)?;
-    Ok((choice.archs.into_iter().next().context("no architecture fits the budget")?, resolved, Some(teacher)))
-}
-
-/// Wall seconds a search run took: one-shot and MF-KD runs record them in `search.json`; a DNA
-/// run's are its block trainings (blocks trained together counted once) plus its rankings.
-fn search_seconds(run: &Path) -> Option<f64> {
-    if let Ok(v) = crate::util::read_json(&run.join("search.json")) {
-        // One-shot: supernet training + the search after it. MF-KD: its evaluations' training
-        // seconds (its `search_seconds` is the invocation's wall time, which contains them).
-        let parts: &[&str] = if v["strategy"] == "mfkd" { &["train_seconds"] } else { &["train_seconds", "search_seconds"] };
-        let sum: f64 = parts.iter().filter_map(|k| v[*k].as_f64()).sum();
-        return (sum > 0.0).then_some(sum);
-    }
-    let dir = RunDir::open(run).ok()?;
-    let blocks = dir.space().ok()?.blocks.len();
-    let mut groups = std::collections::BTreeMap::new();
-    for b in 0..blocks {
-        let done = crate::util::read_json(&dir.done_path(b)).ok()?;
-        groups.insert(done["trained_with"].to_string(), done["seconds"].as_f64()?);
-    }
-    let eval: f64 = crate::search::choose::load_rankings(&dir, blocks).ok()?.iter().map(|r| r.seconds).sum();
-    Some(groups.values().sum::<f64>() + eval)
+/// The pick of any search run under the limits (see `SearchRun::pick`), from a run of the
+/// study's space.
+fn pick_of_run(run: &Path, study: &StudyDir, from: &PickFrom, limits: PathBudget) -> Result<Pick> {
+    let run = SearchRun::open(run)?;
+    run.check_space(&study.record.space)?;
+    run.pick(&PickRequest { limits, metric: DnaMetric::parse(&from.metric)?, teacher: from.teacher.as_deref() })
 }
 
 #[derive(Args)]
@@ -815,15 +725,16 @@ pub fn picks_cmd(a: PicksArgs) -> Result<Outcome> {
     if !study.plan_path("band").exists() {
         bail!("'{}' has no band set: run dnas study truth --set band -o {} first", a.truth.display(), a.truth.display());
     }
-    let (max_macs, max_params) = super::oneshot::cost_limits(a.from.budget.as_deref(), a.from.max_macs, a.from.max_params)?;
+    let (max_macs, max_params) = crate::validate::budget::cost_limits(a.from.budget.as_deref(), a.from.max_macs, a.from.max_params)?;
     if max_macs.is_none() && max_params.is_none() {
         bail!("give --budget, --max-macs or --max-params: the picks were searched under it");
     }
+    let limits = PathBudget { max_macs, max_params };
     let mut plan = Vec::new();
     let mut teacher = a.from.teacher.clone();
     for run in &a.runs {
-        let (arch, _, t) = pick_of_run(run, &study, &a.from.metric, a.from.teacher.as_deref(), max_macs, max_params)
-            .with_context(|| format!("the pick of '{}'", run.display()))?;
+        let Pick { arch, teacher: t, .. } =
+            pick_of_run(run, &study, &a.from, limits).with_context(|| format!("the pick of '{}'", run.display()))?;
         teacher = teacher.or(t);
         plan.push(PlanEntry {
             key: arch_key(&arch),
@@ -875,7 +786,7 @@ pub fn picks_cmd(a: PicksArgs) -> Result<Outcome> {
             top1: seeds.iter().sum::<f64>() / seeds.len() as f64,
             seeds,
             band_percentile: f64::NAN,
-            search_seconds: search_seconds(run),
+            search_seconds: SearchRun::open(run).ok().and_then(|r| r.search_seconds()),
         });
     }
     let r = crate::study::picks::picks_report(&a.name, budget_json, picks, &band_seeds, truth_secs, 0)?;
@@ -1002,14 +913,14 @@ pub fn recipes_cmd(a: RecipesArgs) -> Result<Outcome> {
 
 pub fn pick_cmd(a: PickArgs) -> Result<Outcome> {
     let study = StudyDir::open(&a.truth)?;
-    let (max_macs, max_params) = super::oneshot::cost_limits(a.from.budget.as_deref(), a.from.max_macs, a.from.max_params)?;
+    let (max_macs, max_params) = crate::validate::budget::cost_limits(a.from.budget.as_deref(), a.from.max_macs, a.from.max_params)?;
     if max_macs.is_none() && max_params.is_none() {
         bail!("give --budget, --max-macs or --max-params: the pick and the random architectures share that budget");
     }
-    let (picked, resolved, teacher) = pick_of_run(&a.run, &study, &a.from.metric, a.from.teacher.as_deref(), max_macs, max_params)?;
+    let Pick { arch: picked, resolved, teacher } = pick_of_run(&a.run, &study, &a.from, PathBudget { max_macs, max_params })?;
     let mut cost = PointCost::new(&resolved)?;
     let random = random_within(&resolved, &mut cost, a.random, a.seed, max_macs, max_params)?;
-    let dna = a.run.join("run.json").exists();
+    let dna = SearchRun::open(&a.run)?.strategy() == Strategy::Dna;
     let name = match &a.name {
         None if dna => format!("{}-{}", run_name(&a.run, &None), a.from.metric),
         _ => run_name(&a.run, &a.name),

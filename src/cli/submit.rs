@@ -157,7 +157,7 @@ fn slurm(mut a: SlurmArgs) -> Result<Outcome> {
     let mut full: Vec<OsString> = vec!["dnas".into()];
     full.extend(create.iter().cloned());
     super::run(full).context("creating the search run before submitting")?;
-    let run = crate::search::run::RunDir::open(&d.search)?;
+    let run = crate::strategy::dna::run::RunDir::open(&d.search)?;
     let blocks = run.space()?.blocks.len();
     // Only blocks not yet trained and ranked: a resubmission reruns what failed, nothing else.
     let todo: Vec<usize> = (0..blocks).filter(|&i| !(run.is_done(i) && run.eval_path(i).exists())).collect();

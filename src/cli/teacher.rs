@@ -2,14 +2,22 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-use clap::{Args, Subcommand};
+#[cfg(feature = "torch")]
+use anyhow::bail;
+use anyhow::{Context, Result};
+#[cfg(feature = "torch")]
+use clap::Args;
+use clap::Subcommand;
 
 use super::Outcome;
+#[cfg(feature = "torch")]
 use crate::data::photos::Preprocess;
+#[cfg(feature = "torch")]
 use crate::exec::parse_device;
 use crate::onnx::read_file;
+#[cfg(feature = "torch")]
 use crate::teacher::check::{check, CheckOptions, CheckReport};
+#[cfg(feature = "torch")]
 use crate::teacher::convert::convert;
 use crate::teacher::inspect::{inspect, Inspection};
 
@@ -31,8 +39,10 @@ pub enum TeacherCommand {
         json: bool,
     },
     /// Same images through dnas's tch executor, ONNX Runtime and tract; IR round trip.
+    #[cfg(feature = "torch")]
     Check(CheckArgs),
     /// Write the IR as JSON and the weights as safetensors.
+    #[cfg(feature = "torch")]
     Convert {
         model: PathBuf,
         #[arg(short, long)]
@@ -42,9 +52,11 @@ pub enum TeacherCommand {
     },
     /// The real ImageNet teachers installed by setup (EfficientNet-Lite0, MobileNetV2): imported,
     /// cut, and checked against ORT and tract on labelled photos.
+    #[cfg(feature = "torch")]
     Demo(DemoArgs),
 }
 
+#[cfg(feature = "torch")]
 #[derive(Args)]
 pub struct CheckArgs {
     model: PathBuf,
@@ -74,6 +86,7 @@ pub struct CheckArgs {
     json: bool,
 }
 
+#[cfg(feature = "torch")]
 #[derive(Args, Clone)]
 pub struct PreArgs {
     /// Resize the shorter side to this many pixels.
@@ -89,6 +102,7 @@ pub struct PreArgs {
     std: Vec<f32>,
 }
 
+#[cfg(feature = "torch")]
 impl PreArgs {
     fn build(&self) -> Result<Preprocess> {
         let three = |v: &[f32], what: &str| -> Result<[f32; 3]> {
@@ -113,6 +127,7 @@ pub fn run(cmd: TeacherCommand) -> Result<Outcome> {
             }
             Ok(Outcome::Ok)
         }
+        #[cfg(feature = "torch")]
         TeacherCommand::Check(a) => {
             let rep = run_check(&a.model, &a.images, &a)?;
             if a.json {
@@ -122,6 +137,7 @@ pub fn run(cmd: TeacherCommand) -> Result<Outcome> {
             }
             Ok(if rep.pass { Outcome::Ok } else { Outcome::CheckFailed })
         }
+        #[cfg(feature = "torch")]
         TeacherCommand::Convert { model, output, json } => {
             let g = read_file(&model)?;
             convert(&g, &output).with_context(|| format!("'{}'", model.display()))?;
@@ -132,10 +148,12 @@ pub fn run(cmd: TeacherCommand) -> Result<Outcome> {
             }
             Ok(Outcome::Ok)
         }
+        #[cfg(feature = "torch")]
         TeacherCommand::Demo(a) => demo(a),
     }
 }
 
+#[cfg(feature = "torch")]
 fn run_check(model: &Path, images: &Path, a: &CheckArgs) -> Result<CheckReport> {
     let device = parse_device(&a.device)?;
     // libtorch runs float32 convolutions on TF32 tensor cores by default (Ampere and later):
@@ -189,6 +207,7 @@ fn print_inspection(path: &Path, r: &Inspection, layers: bool) {
     }
 }
 
+#[cfg(feature = "torch")]
 fn print_check(r: &CheckReport) {
     println!("model {}  device {}  images {}", r.model, r.device, r.images);
     println!("{:<28} {:>12} {:>12} {:>12}", "comparison", "max abs", "max rel", "top-1 agree");
@@ -206,6 +225,7 @@ fn print_check(r: &CheckReport) {
     println!("{} (tolerance {:.0e} relative)", if r.pass { "PASS" } else { "FAIL" }, r.tol);
 }
 
+#[cfg(feature = "torch")]
 #[derive(Args)]
 pub struct DemoArgs {
     /// Folder with the models exported by tools/export_teachers.py (default $DNAS_HOME/models).
@@ -217,6 +237,7 @@ pub struct DemoArgs {
 
 /// `dnas teacher demo`: stage 1 of the pipeline on the real ImageNet teachers — import, inspect, cut,
 /// and check tch against ORT and tract on real labelled photos.
+#[cfg(feature = "torch")]
 fn demo(a: DemoArgs) -> Result<Outcome> {
     let home = std::env::var("DNAS_HOME")
         .map(PathBuf::from)

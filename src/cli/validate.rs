@@ -8,8 +8,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Args;
 
+use super::eval::DataArgs;
 use super::time_pair::measure_pair_in_child;
-use super::train::DataArgs;
 use super::Outcome;
 use crate::data::loader::LoaderConfig;
 use crate::data::{open, Dataset, Loader};
@@ -83,7 +83,7 @@ pub fn validate(a: ValidateArgs) -> Result<Outcome> {
     let mut accuracy = Vec::new();
     if !a.no_accuracy {
         let splits = open(&a.data.spec(0))?;
-        let mut set = super::train::split(&splits, &a.split)?.clone();
+        let mut set = super::eval::split(&splits, &a.split)?.clone();
         if let Some(n) = a.max_images {
             set = set.take(n);
         }
@@ -236,6 +236,7 @@ pub fn validate(a: ValidateArgs) -> Result<Outcome> {
     Ok(if pass { Outcome::Ok } else { Outcome::CheckFailed })
 }
 
+#[cfg(feature = "torch")]
 #[derive(Args)]
 pub struct LatencyLutArgs {
     /// A search run (its space and teacher copy), or --space with --teacher.
@@ -258,21 +259,22 @@ pub struct LatencyLutArgs {
     json: bool,
 }
 
+#[cfg(feature = "torch")]
 pub fn latency_lut(a: LatencyLutArgs) -> Result<Outcome> {
     let (space, teacher) = match (&a.run, &a.space, &a.teacher) {
         (Some(run), None, None) => {
-            let r = crate::search::run::RunDir::open(run)?;
+            let r = crate::strategy::dna::run::RunDir::open(run)?;
             (r.space()?, r.teacher()?)
         }
         (None, Some(s), Some(t)) => (crate::space::SearchSpace::load(s)?, crate::onnx::read_file(t)?),
         _ => anyhow::bail!("give either --run DIR or both --space and --teacher"),
     };
-    let resolved = crate::search::run::resolve_with_teacher(&space, &teacher)?;
+    let resolved = crate::strategy::dna::run::resolve_with_teacher(&space, &teacher)?;
     let target = Target::parse(&a.target)?;
     let cfg = LatencyConfig { warmup: a.warmup, runs: a.runs };
     let t0 = std::time::Instant::now();
     let pb = if a.json { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(0) };
-    let lut = crate::search::lut::build_lut(&resolved, target, cfg, &mut |done, total| {
+    let lut = crate::strategy::dna::lut::build_lut(&resolved, target, cfg, &mut |done, total| {
         pb.set_length(total as u64);
         pb.set_position(done as u64)
     })?;

@@ -4,16 +4,19 @@
 //! `onnx::lower`).
 
 use anyhow::{ensure, Result};
+#[cfg(feature = "torch")]
 use tch::{Kind, Tensor as T};
 
 use super::attrs::{a_float, a_int, EmitCx, ParseCx};
 use super::shapes::{norm_axis, req};
+#[cfg(feature = "torch")]
 use super::torch::{one, opt, scalar};
 use super::{not_mine, Family};
 use crate::ir::{Fact, Op, Tensor};
 
 pub struct Activation;
 
+#[cfg(feature = "torch")]
 /// Clip's optional `min` and `max` inputs as numbers.
 fn clip_bounds(ins: &[Option<T>]) -> Result<(Option<f64>, Option<f64>)> {
     let bound = |k: usize| opt(ins, k).map(scalar).transpose();
@@ -109,6 +112,7 @@ impl Family for Activation {
         }
         Ok(vec![Fact::new(f.dtype, f.shape.clone())])
     }
+    #[cfg(feature = "torch")]
     fn eval(&self, op: &Op, ins: &[Option<T>]) -> Result<Vec<T>> {
         let x = super::torch::req(ins, 0)?;
         match op {
@@ -145,6 +149,7 @@ impl Family for Activation {
             _ => Err(not_mine(self, op)),
         }
     }
+    #[cfg(feature = "torch")]
     fn eval_inplace(&self, op: &Op, ins: &[Option<T>], pos: usize) -> Result<Option<T>> {
         let mut x = super::torch::req(ins, pos)?.shallow_clone();
         if !x.is_floating_point() {

@@ -1,10 +1,12 @@
 //! Expand (bidirectional broadcast to a shape, opset ≥ 8) and Tile (repeats per axis).
 
 use anyhow::{anyhow, ensure, Result};
+#[cfg(feature = "torch")]
 use tch::Tensor as T;
 
 use super::attrs::{EmitCx, ParseCx};
 use super::shapes::{broadcast, const_ints, req};
+#[cfg(feature = "torch")]
 use super::torch::{dims, i64s, ints, one};
 use super::{not_mine, Family};
 use crate::ir::{Fact, Op};
@@ -47,6 +49,7 @@ impl Family for Broadcast {
         };
         Ok(vec![Fact::new(f.dtype, shape)])
     }
+    #[cfg(feature = "torch")]
     fn eval(&self, op: &Op, ins: &[Option<T>]) -> Result<Vec<T>> {
         let x = super::torch::req(ins, 0)?;
         let spec = ints(super::torch::req(ins, 1)?)?;

@@ -1,10 +1,12 @@
 //! Generators: Constant (value, value_float(s), value_int(s)), ConstantOfShape, Range.
 
 use anyhow::{anyhow, bail, ensure, Result};
+#[cfg(feature = "torch")]
 use tch::{Kind, Tensor as T};
 
 use super::attrs::{a_tensor, EmitCx, ParseCx};
 use super::shapes::const_ints;
+#[cfg(feature = "torch")]
 use super::torch::{ints, kind_of, one, to_tch};
 use super::{not_mine, Family};
 use crate::ir::{Data, Fact, Op, Tensor};
@@ -94,6 +96,7 @@ impl Family for Constant {
             _ => Err(not_mine(self, op)),
         }
     }
+    #[cfg(feature = "torch")]
     fn eval(&self, op: &Op, ins: &[Option<T>]) -> Result<Vec<T>> {
         match op {
             Op::Constant { value } => one(to_tch(value, tch::Device::Cpu)?),

@@ -3,17 +3,20 @@
 //! auto_pad).
 
 use anyhow::{bail, ensure, Result};
+#[cfg(feature = "torch")]
 use tch::Tensor as T;
 
 use super::attrs::{a_int, a_usizes, emit_window, EmitCx, ParseCx};
 use super::shapes::{req, Window};
+#[cfg(feature = "torch")]
 use super::torch::{dims, i64s, one, opt, split_pads};
 use super::{not_mine, Family};
 use crate::ir::{ConvAttrs, ConvTransposeAttrs, Fact, Op};
 
 pub struct Conv;
 
-/// ConvTranspose's resolved window and output spatial size.
+/// ConvTranspose's resolved window and output spatial size (read by the evaluation).
+#[cfg_attr(not(feature = "torch"), allow(dead_code))]
 struct Transposed {
     strides: Vec<usize>,
     dilations: Vec<usize>,
@@ -147,6 +150,7 @@ impl Family for Conv {
         shape.extend(win.output(&xf.shape[2..], false)?);
         Ok(vec![Fact::new(xf.dtype, shape)])
     }
+    #[cfg(feature = "torch")]
     fn eval(&self, op: &Op, ins: &[Option<T>]) -> Result<Vec<T>> {
         if let Op::ConvTranspose(t) = op {
             let (xt, w) = (super::torch::req(ins, 0)?, super::torch::req(ins, 1)?);

@@ -1,6 +1,7 @@
 //! Conversions between IR tensors and tch tensors (plain slices, no ndarray in between).
 
 use anyhow::{bail, Result};
+#[cfg(feature = "torch")]
 use tch::{Device, Kind};
 
 use crate::ir::{DType, Data, Tensor};

@@ -2,16 +2,21 @@
 //! variadic Sum, Mean, Max, Min (broadcasting since opset 8).
 
 use anyhow::{ensure, Result};
+#[cfg(feature = "torch")]
 use tch::Tensor as T;
 
 use super::attrs::{EmitCx, ParseCx};
+#[cfg(feature = "torch")]
+use super::not_mine;
 use super::shapes::{broadcast, req};
+#[cfg(feature = "torch")]
 use super::torch::{one, same_device};
-use super::{not_mine, Family};
+use super::Family;
 use crate::ir::{Fact, Op, Variadic};
 
 pub struct Elementwise;
 
+#[cfg(feature = "torch")]
 /// Whether `b` broadcasts onto `a`'s shape without changing it (so `a op= b` is `a op b`).
 fn broadcasts_into(b: &T, a: &T) -> bool {
     let (a, b) = (a.size(), b.size());
@@ -59,6 +64,7 @@ impl Family for Elementwise {
         }
         Ok(vec![Fact::new(a.dtype, broadcast(&a.shape, &b.shape)?)])
     }
+    #[cfg(feature = "torch")]
     fn eval(&self, op: &Op, ins: &[Option<T>]) -> Result<Vec<T>> {
         if let Op::Variadic(v) = op {
             let parts: Vec<&T> = ins.iter().map(|t| t.as_ref().ok_or_else(|| anyhow::anyhow!("empty input"))).collect::<Result<_>>()?;
@@ -91,6 +97,7 @@ impl Family for Elementwise {
             _ => return Err(not_mine(self, op)),
         })
     }
+    #[cfg(feature = "torch")]
     fn eval_inplace(&self, op: &Op, ins: &[Option<T>], pos: usize) -> Result<Option<T>> {
         if !matches!(op, Op::Add | Op::Sub | Op::Mul | Op::Div) {
             return Ok(None);

@@ -1,10 +1,12 @@
 //! Gemm (2-D, optional transposes, alpha/beta, bias C) and MatMul (numpy batching, 1-D operands).
 
 use anyhow::{ensure, Context, Result};
+#[cfg(feature = "torch")]
 use tch::Tensor as T;
 
 use super::attrs::{a_float, a_int, EmitCx, ParseCx};
 use super::shapes::{broadcast, req};
+#[cfg(feature = "torch")]
 use super::torch::{one, opt};
 use super::{not_mine, Family};
 use crate::ir::{Fact, Op};
@@ -82,6 +84,7 @@ impl Family for Linear {
             _ => Err(not_mine(self, op)),
         }
     }
+    #[cfg(feature = "torch")]
     fn eval(&self, op: &Op, ins: &[Option<T>]) -> Result<Vec<T>> {
         let x = super::torch::req(ins, 0)?;
         match op {

@@ -1,10 +1,12 @@
 //! Comparisons (Equal, Greater, Less: broadcasting, bool result) and Where (condition, X, Y).
 
 use anyhow::{bail, ensure, Result};
+#[cfg(feature = "torch")]
 use tch::Tensor as T;
 
 use super::attrs::{EmitCx, ParseCx};
 use super::shapes::{broadcast, req};
+#[cfg(feature = "torch")]
 use super::torch::{one, same_device};
 use super::{not_mine, Family};
 use crate::ir::{Comparison, DType, Fact, Op};
@@ -46,6 +48,7 @@ impl Family for Logic {
             _ => Err(not_mine(self, op)),
         }
     }
+    #[cfg(feature = "torch")]
     fn eval(&self, op: &Op, ins: &[Option<T>]) -> Result<Vec<T>> {
         let a = super::torch::req(ins, 0)?;
         let b = same_device(a, super::torch::req(ins, 1)?)?;

@@ -15,6 +15,7 @@ pub mod attrs;
 pub mod broadcast;
 pub mod constant;
 pub mod conv;
+#[cfg(feature = "torch")]
 pub mod convert;
 pub mod cost;
 pub mod elementwise;
@@ -30,6 +31,7 @@ pub mod reduce;
 pub mod resize;
 pub mod shape;
 pub mod shapes;
+#[cfg(feature = "torch")]
 mod torch;
 pub mod unary;
 
@@ -39,6 +41,7 @@ pub(crate) mod conformance;
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
+#[cfg(feature = "torch")]
 use tch::Tensor as T;
 
 use crate::ir::{Fact, Op, Tensor};
@@ -59,8 +62,10 @@ pub trait Family: Sync {
     fn emit(&self, op: &Op, cx: &mut EmitCx) -> Result<()>;
     /// Output facts from input facts (shapes; values are folded by the pass).
     fn infer(&self, op: &Op, ins: &[Option<&Fact>]) -> Result<Vec<Fact>>;
+    #[cfg(feature = "torch")]
     /// Evaluation with libtorch (fallible `f_*` calls only: a bad model errors, never panics).
     fn eval(&self, op: &Op, ins: &[Option<T>]) -> Result<Vec<T>>;
+    #[cfg(feature = "torch")]
     /// Evaluation into input `pos`'s memory; `None` when this call cannot be done in place.
     fn eval_inplace(&self, _op: &Op, _ins: &[Option<T>], _pos: usize) -> Result<Option<T>> {
         Ok(None)
@@ -173,12 +178,14 @@ pub fn infer_op(op: &Op, ins: &[Option<&Fact>]) -> Result<Vec<Fact>> {
 }
 
 /// One node evaluated with libtorch.
+#[cfg(feature = "torch")]
 pub fn eval(op: &Op, ins: &[Option<T>]) -> Result<Vec<T>> {
     family(op).eval(op, ins)
 }
 
 /// `op` evaluated into input `pos`'s memory (see the in-place plan in `exec::Plan`). `None`
 /// when this call cannot be done in place, and the caller evaluates it normally.
+#[cfg(feature = "torch")]
 pub fn eval_inplace(op: &Op, ins: &[Option<T>], pos: usize) -> Result<Option<T>> {
     family(op).eval_inplace(op, ins, pos)
 }
@@ -211,6 +218,7 @@ impl Family for Unknown {
     fn infer(&self, op: &Op, _ins: &[Option<&Fact>]) -> Result<Vec<Fact>> {
         Err(Unknown::refuse(op))
     }
+    #[cfg(feature = "torch")]
     fn eval(&self, op: &Op, _ins: &[Option<T>]) -> Result<Vec<T>> {
         Err(anyhow::anyhow!("unsupported op '{}'", op.name()))
     }

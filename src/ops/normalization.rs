@@ -2,16 +2,19 @@
 //! InstanceNormalization (X, scale, B) and LRN (across channels).
 
 use anyhow::{anyhow, ensure, Result};
+#[cfg(feature = "torch")]
 use tch::{Kind, Tensor as T};
 
 use super::attrs::{a_float, a_int, EmitCx, ParseCx};
 use super::shapes::req;
+#[cfg(feature = "torch")]
 use super::torch::{one, same_device};
 use super::{not_mine, Family};
 use crate::ir::{Fact, Op};
 
 pub struct Normalization;
 
+#[cfg(feature = "torch")]
 /// A per-channel vector [C] shaped to broadcast over [N, C, spatial…].
 fn per_channel(v: &T, rank: usize) -> Result<T> {
     let mut shape = vec![1i64, -1];
@@ -75,6 +78,7 @@ impl Family for Normalization {
         }
         Ok(vec![Fact::new(xf.dtype, xf.shape.clone())])
     }
+    #[cfg(feature = "torch")]
     fn eval(&self, op: &Op, ins: &[Option<T>]) -> Result<Vec<T>> {
         let x = super::torch::req(ins, 0)?;
         match op {

@@ -1,10 +1,12 @@
 //! Pad (constant, reflect, edge; pads and value attributes before opset 11, inputs after).
 
 use anyhow::{anyhow, bail, ensure, Result};
+#[cfg(feature = "torch")]
 use tch::Tensor as T;
 
 use super::attrs::{a_float, a_ints, a_str, EmitCx, ParseCx};
 use super::shapes::{const_ints, req};
+#[cfg(feature = "torch")]
 use super::torch::{ints, one, opt, scalar, torch_pads};
 use super::{not_mine, Family};
 use crate::ir::{Fact, Op, PadMode, Tensor};
@@ -13,6 +15,7 @@ pub struct Pad;
 
 /// torch's reflect/replicate padding only pads trailing (spatial) axes: drop the zero pairs of
 /// leading axes, refuse a non-zero one.
+#[cfg(feature = "torch")]
 fn trim_leading_zeros(p: &[i64], rank: usize) -> Result<Vec<i64>> {
     let spatial = rank.saturating_sub(2);
     ensure!(p[2 * spatial..].iter().all(|&v| v == 0), "reflect/edge padding of the batch or channel axis is not supported");
@@ -71,6 +74,7 @@ impl Family for Pad {
             .collect::<Result<_>>()?;
         Ok(vec![Fact::new(f.dtype, shape)])
     }
+    #[cfg(feature = "torch")]
     fn eval(&self, op: &Op, ins: &[Option<T>]) -> Result<Vec<T>> {
         let Op::Pad { mode } = op else { return Err(not_mine(self, op)) };
         let xt = super::torch::req(ins, 0)?;

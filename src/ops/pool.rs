@@ -1,11 +1,15 @@
 //! Pooling: GlobalAveragePool, GlobalMaxPool, AveragePool and MaxPool (ceil mode, automatic padding, MaxPool
 //! dilations; AveragePool dilations only from opset 19 on).
 
-use anyhow::{bail, ensure, Result};
+#[cfg(feature = "torch")]
+use anyhow::bail;
+use anyhow::{ensure, Result};
+#[cfg(feature = "torch")]
 use tch::{Kind, Tensor as T};
 
 use super::attrs::{a_int, a_usizes, emit_window, EmitCx, ParseCx};
 use super::shapes::{req, Window};
+#[cfg(feature = "torch")]
 use super::torch::{dims, i64s, one, split_pads};
 use super::{not_mine, Family};
 use crate::ir::{Fact, Op, PoolAttrs};
@@ -78,6 +82,7 @@ impl Family for Pool {
         }
         Ok(vec![Fact::new(f.dtype, s)])
     }
+    #[cfg(feature = "torch")]
     fn eval(&self, op: &Op, ins: &[Option<T>]) -> Result<Vec<T>> {
         let xt = super::torch::req(ins, 0)?;
         match op {

@@ -1,10 +1,12 @@
 //! DepthToSpace (DCR, and CRD from opset 11) and SpaceToDepth: channels ⇄ spatial blocks.
 
 use anyhow::{anyhow, bail, ensure, Result};
+#[cfg(feature = "torch")]
 use tch::Tensor as T;
 
 use super::attrs::{a_int, a_str, EmitCx, ParseCx};
 use super::shapes::req;
+#[cfg(feature = "torch")]
 use super::torch::one;
 use super::{not_mine, Family};
 use crate::ir::{Fact, Op};
@@ -63,6 +65,7 @@ impl Family for Rearrange {
         };
         Ok(vec![Fact::new(f.dtype, shape)])
     }
+    #[cfg(feature = "torch")]
     fn eval(&self, op: &Op, ins: &[Option<T>]) -> Result<Vec<T>> {
         let x = super::torch::req(ins, 0)?;
         let s = x.size();

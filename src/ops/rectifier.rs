@@ -2,10 +2,12 @@
 //! (slope an input, broadcast to X from opset 7), Gelu (opset ≥ 20; exact or tanh).
 
 use anyhow::{bail, ensure, Result};
+#[cfg(feature = "torch")]
 use tch::Tensor as T;
 
 use super::attrs::{a_float, a_str, EmitCx, ParseCx};
 use super::shapes::{broadcast, req};
+#[cfg(feature = "torch")]
 use super::torch::{one, same_device};
 use super::{not_mine, Family};
 use crate::ir::{Fact, Op};
@@ -16,11 +18,13 @@ pub struct Rectifier;
 const SELU_ALPHA: f32 = 1.673_263_2;
 const SELU_GAMMA: f32 = 1.050_701;
 
+#[cfg(feature = "torch")]
 /// max(x, 0) + slope · min(x, 0), with `slope` broadcast.
 fn leaky(x: &T, slope: &T) -> Result<T> {
     Ok(x.f_clamp_min(0.0)?.f_add(&x.f_clamp_max(0.0)?.f_mul(slope)?)?)
 }
 
+#[cfg(feature = "torch")]
 /// max(x, 0) + α · (exp(min(x, 0)) − 1).
 fn elu(x: &T, alpha: f64) -> Result<T> {
     Ok(x.f_clamp_min(0.0)?.f_add(&x.f_clamp_max(0.0)?.f_exp()?.f_sub_scalar(1.0)?.f_mul_scalar(alpha)?)?)
@@ -75,6 +79,7 @@ impl Family for Rectifier {
         }
         Ok(vec![Fact::new(f.dtype, f.shape.clone())])
     }
+    #[cfg(feature = "torch")]
     fn eval(&self, op: &Op, ins: &[Option<T>]) -> Result<Vec<T>> {
         let x = super::torch::req(ins, 0)?;
         one(match op {

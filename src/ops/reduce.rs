@@ -4,10 +4,12 @@
 //! turns it back into an input, `onnx::lower`), and ArgMax.
 
 use anyhow::{bail, ensure, Result};
+#[cfg(feature = "torch")]
 use tch::{Kind, Tensor as T};
 
 use super::attrs::{a_int, a_ints, EmitCx, ParseCx};
 use super::shapes::{norm_axis, req};
+#[cfg(feature = "torch")]
 use super::torch::one;
 use super::{not_mine, Family};
 use crate::ir::{DType, Fact, Op, Reduction};
@@ -100,6 +102,7 @@ impl Family for Reduce {
         let shape = (0..r).filter_map(|i| if axes.contains(&i) { keepdims.then_some(1) } else { Some(f.shape[i]) }).collect();
         Ok(vec![Fact::new(f.dtype, shape)])
     }
+    #[cfg(feature = "torch")]
     fn eval(&self, op: &Op, ins: &[Option<T>]) -> Result<Vec<T>> {
         let xt = super::torch::req(ins, 0)?;
         let r = xt.dim();

@@ -6,10 +6,12 @@
 //! X, roi (unused), scales, sizes.
 
 use anyhow::{anyhow, bail, ensure, Result};
+#[cfg(feature = "torch")]
 use tch::Tensor as T;
 
 use super::attrs::{a_str, EmitCx, ParseCx};
 use super::shapes::req;
+#[cfg(feature = "torch")]
 use super::torch::{dims, one, opt};
 use super::{not_mine, Family};
 use crate::ir::{Fact, Op, Tensor};
@@ -112,6 +114,7 @@ impl Family for Resize {
         let (hw, _) = output_hw(&f.shape, scales, sizes)?;
         Ok(vec![Fact::new(f.dtype, vec![f.shape[0], f.shape[1], hw[0], hw[1]])])
     }
+    #[cfg(feature = "torch")]
     fn eval(&self, op: &Op, ins: &[Option<T>]) -> Result<Vec<T>> {
         let Op::Resize { linear, coordinates } = op else { return Err(not_mine(self, op)) };
         let x = super::torch::req(ins, 0)?;

@@ -3,10 +3,12 @@
 //! from opset 10), Cast, and the identities (Identity; Dropout at inference, no mask output).
 
 use anyhow::{anyhow, ensure, Result};
+#[cfg(feature = "torch")]
 use tch::{Kind, Tensor as T};
 
 use super::attrs::{a_int, a_ints, EmitCx, ParseCx};
 use super::shapes::{const_ints, norm_axis, req, reshape_target, slice_indices};
+#[cfg(feature = "torch")]
 use super::torch::{dims, i64s, ints, kind_of, one, opt, same_device};
 use super::{not_mine, Family};
 use crate::ir::{DType, Fact, Op, Tensor};
@@ -280,6 +282,7 @@ impl Family for Shape {
         };
         Ok(vec![out])
     }
+    #[cfg(feature = "torch")]
     fn eval(&self, op: &Op, ins: &[Option<T>]) -> Result<Vec<T>> {
         if let Op::Concat { axis } = op {
             let parts: Vec<&T> = ins.iter().map(|t| t.as_ref().ok_or_else(|| anyhow!("empty input"))).collect::<Result<_>>()?;

@@ -1,6 +1,7 @@
 //! tch helpers the families' evaluation shares.
 
 use anyhow::{anyhow, Result};
+#[cfg(feature = "torch")]
 use tch::Tensor as T;
 
 pub use super::convert::{ints, kind_of, scalar, to_tch};

@@ -2,10 +2,12 @@
 //! 6/13: types only), Erf (opset ≥ 9), Softplus, and Mish (opset ≥ 18).
 
 use anyhow::{bail, Result};
+#[cfg(feature = "torch")]
 use tch::Tensor as T;
 
 use super::attrs::{EmitCx, ParseCx};
 use super::shapes::req;
+#[cfg(feature = "torch")]
 use super::torch::one;
 use super::{not_mine, Family};
 use crate::ir::{Fact, Op, Unary};
@@ -37,6 +39,7 @@ impl Family for Math {
         let f = req(ins, 0)?;
         Ok(vec![Fact::new(f.dtype, f.shape.clone())])
     }
+    #[cfg(feature = "torch")]
     fn eval(&self, op: &Op, ins: &[Option<T>]) -> Result<Vec<T>> {
         let Op::Unary(u) = op else { return Err(not_mine(self, op)) };
         let x = super::torch::req(ins, 0)?;

@@ -1,6 +1,6 @@
 //! `dnas report`: one self-contained HTML page (inline SVG, no scripts, no network) from the
 //! plain files of a run directory — a `dnas demo` directory (`demo.json`) or a search run
-//! (`run.json` + `eval/`). It shows the per-block supernet training curves, every candidate's
+//! of any strategy (`search.json`, or the files written before it). It shows the per-block supernet training curves, every candidate's
 //! score against its MACs with the selected one marked, the selected architecture as a table, the
 //! retrain curve, and the validation tables. Each chart is also written as its own SVG file.
 
@@ -11,10 +11,11 @@ pub mod study;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde_json::Value;
 
-use crate::search::run::RunDir;
+use crate::strategy::dna::run::RunDir;
+use crate::strategy::{SearchRun, Strategy};
 use crate::util::read_json;
 use plots::{line_chart, scatter_chart, Series};
 
@@ -38,10 +39,8 @@ fn esc(s: &str) -> String {
 struct Sources {
     root: PathBuf,
     demo: Option<Value>,
-    /// The DNA search run (`None` when the demo searched with a one-shot strategy).
-    search: Option<RunDir>,
-    /// A strategy run of `dnas search --strategy spos|cream|mfkd`.
-    oneshot: Option<PathBuf>,
+    /// The search run (of any strategy), when there is one.
+    search: Option<SearchRun>,
     /// The selected architecture, when selection ran.
     arch: Option<Value>,
     student_dir: Option<PathBuf>,
@@ -50,35 +49,30 @@ struct Sources {
 
 impl Sources {
     fn open(dir: &Path, validate: Option<&Path>) -> Result<Sources> {
-        let (demo, search_dir) = if dir.join("demo.json").exists() {
+        let (demo, search) = if dir.join("demo.json").exists() {
             let d = read_json(&dir.join("demo.json"))?;
-            let s = d["search"].as_str().map(PathBuf::from).unwrap_or_else(|| dir.join("search"));
             // Paths in demo.json are as given when the demo ran; fall back to the layout inside `dir`.
-            let s = if ["run.json", "oneshot.json", "mfkd.json"].iter().any(|f| s.join(f).exists()) { s } else { dir.join("search") };
-            (Some(d), s)
-        } else if dir.join("run.json").exists() {
-            (None, dir.to_path_buf())
+            let given = d["search"].as_str().map(PathBuf::from).unwrap_or_else(|| dir.join("search"));
+            let search = SearchRun::open(&given).or_else(|_| SearchRun::open(&dir.join("search"))).ok();
+            (Some(d), search)
         } else {
-            bail!("'{}' is neither a demo directory (demo.json) nor a search run (run.json)", dir.display());
+            let run = SearchRun::open(dir)
+                .with_context(|| format!("'{}' is neither a demo directory (demo.json) nor a search run", dir.display()))?;
+            (None, Some(run))
         };
-        let (search, oneshot) = if search_dir.join("oneshot.json").exists() || search_dir.join("mfkd.json").exists() {
-            (None, Some(search_dir.clone()))
-        } else {
-            (Some(RunDir::open(&search_dir)?), None)
+        let search_arch = search.as_ref().map(|r| r.root.join(r.result.as_ref().map_or("arch.json", |x| x.arch.as_str())));
+        let arch_path = demo.as_ref().and_then(|d| d["arch"].as_str().map(PathBuf::from)).filter(|p| p.exists()).or(search_arch);
+        let arch = match arch_path.filter(|p| p.exists()) {
+            Some(p) => Some(read_json(&p)?),
+            None => None,
         };
-        let arch_path = demo
-            .as_ref()
-            .and_then(|d| d["arch"].as_str().map(PathBuf::from))
-            .filter(|p| p.exists())
-            .unwrap_or(search_dir.join("arch.json"));
-        let arch = if arch_path.exists() { Some(read_json(&arch_path)?) } else { None };
         let student_dir = demo.as_ref().map(|_| dir.join("student")).filter(|p| p.join("train.jsonl").exists());
         let validation = match validate {
             Some(p) => Some(read_json(p)?),
             None if dir.join("student.validate.json").exists() => Some(read_json(&dir.join("student.validate.json"))?),
             None => None,
         };
-        Ok(Sources { root: dir.to_path_buf(), demo, search, oneshot, arch, student_dir, validation })
+        Ok(Sources { root: dir.to_path_buf(), demo, search, arch, student_dir, validation })
     }
 }
 
@@ -192,13 +186,28 @@ fn dna_sections(search: &RunDir, arch: Option<&Value>, body: &mut String, charts
     Ok(arch_rows)
 }
 
+/// The search run's own sections, by its strategy; DNA's also give the selected architecture's
+/// table rows (per block: its candidate's score and rank).
+fn search_sections(
+    run: &SearchRun,
+    arch: Option<&Value>,
+    body: &mut String,
+    charts: &mut Vec<(String, String)>,
+) -> Result<Vec<Vec<String>>> {
+    match run.strategy() {
+        Strategy::Dna => dna_sections(&RunDir::open(&run.root)?, arch, body, charts),
+        Strategy::Spos | Strategy::Cream => oneshot_sections(run, arch, body, charts).map(|_| Vec::new()),
+        Strategy::Mfkd => mfkd::mfkd_sections(&run.root, arch, body, charts).map(|_| Vec::new()),
+    }
+}
+
 /// A one-shot search's sections: the supernet's training loss; Cream's board history (top-1 on
 /// the training batch against MACs of every admitted path, by quarter of training) or SPOS's
 /// evolution (inherited held-out top-1 of every scored architecture), the pick in red.
-fn oneshot_sections(run: &Path, arch: Option<&Value>, body: &mut String, charts: &mut Vec<(String, String)>) -> Result<()> {
-    let rec = read_json(&run.join("oneshot.json"))?;
-    let strategy = rec["strategy"].as_str().unwrap_or("one-shot").to_string();
-    let _ = writeln!(body, "<h2>One-shot search ({})</h2>\n<div class=\"grid\">", esc(&strategy));
+fn oneshot_sections(search: &SearchRun, arch: Option<&Value>, body: &mut String, charts: &mut Vec<(String, String)>) -> Result<()> {
+    let run = &search.root;
+    let strategy = search.strategy().name();
+    let _ = writeln!(body, "<h2>One-shot search ({})</h2>\n<div class=\"grid\">", esc(strategy));
     let log = read_jsonl(&run.join("train").join("train.jsonl")).unwrap_or_default();
     let loss: Vec<(f64, f64)> = log.iter().filter_map(|l| Some((l["step"].as_f64()?, l["loss"].as_f64()?))).collect();
     if !loss.is_empty() {
@@ -330,17 +339,9 @@ pub fn render(dir: &Path, validate: Option<&Path>) -> Result<Report> {
         table(&mut body, &["stage", "seconds", "command"], &stages);
     }
 
-    let arch_rows = match (&src.search, &src.oneshot) {
-        (Some(search), _) => dna_sections(search, src.arch.as_ref(), &mut body, &mut charts)?,
-        (None, Some(run)) if run.join("mfkd.json").exists() => {
-            mfkd::mfkd_sections(run, src.arch.as_ref(), &mut body, &mut charts)?;
-            Vec::new()
-        }
-        (None, Some(run)) => {
-            oneshot_sections(run, src.arch.as_ref(), &mut body, &mut charts)?;
-            Vec::new()
-        }
-        (None, None) => Vec::new(),
+    let arch_rows = match &src.search {
+        Some(run) => search_sections(run, src.arch.as_ref(), &mut body, &mut charts)?,
+        None => Vec::new(),
     };
     if let Some(a) = &src.arch {
         body.push_str("<h2>Selected architecture</h2>\n");

@@ -202,7 +202,7 @@ pub fn build_child_with_cuts(arch: &Arch, seed: u64) -> Result<(Graph, Vec<Strin
 pub fn graph_cost(g: &Graph) -> Result<(u64, u64)> {
     let mut g = g.clone();
     crate::ir::fold::fold_batchnorm(&mut g)?;
-    let facts = crate::exec::infer(&g, &crate::ir::fixed_input_shapes(&g, 1)?)?;
+    let facts = crate::ops::infer::infer(&g, &crate::ir::fixed_input_shapes(&g, 1)?)?;
     let c = crate::ops::cost::count(&g, &facts);
     Ok((c.params, c.macs))
 }

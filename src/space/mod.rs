@@ -12,6 +12,7 @@
 
 pub mod arch;
 pub mod layer;
+pub mod limits;
 pub mod op;
 pub mod point;
 

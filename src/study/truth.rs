@@ -22,8 +22,8 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::reliability::{reliability, Reliability};
-use crate::search::run::sha256_hex;
 use crate::space::arch::Arch;
+use crate::util::sha256_hex;
 use crate::util::{create_or_match, differences, read_json, write_atomic};
 
 /// Distillation in the recipe (off by default: truth is plain cross-entropy).

@@ -6,9 +6,9 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::cuts::{auto_cuts, named_cuts, CutPoint};
-use crate::exec::infer;
 use crate::ir::{fixed_input_shapes, Graph};
 use crate::ops::cost::{count, NodeCost};
+use crate::ops::infer::infer;
 
 #[derive(Debug, Serialize)]
 pub struct Inspection {
@@ -40,7 +40,7 @@ pub fn inspect(g: &Graph, input_shape: Option<Vec<usize>>, cuts: Option<&[String
         // The given shape replaces the declared one (whose symbolic dims need not resolve).
         Some(s) => {
             let mut g = g.clone();
-            crate::teacher::check::set_input_shape(&mut g, &s)?;
+            crate::teacher::input::set_input_shape(&mut g, &s)?;
             let mut shapes = fixed_input_shapes(&g, s[0])?;
             let name = g.data_inputs().next().map(|i| i.name.clone()).unwrap_or_default();
             shapes.insert(name, s);
@@ -55,9 +55,9 @@ pub fn inspect(g: &Graph, input_shape: Option<Vec<usize>>, cuts: Option<&[String
         Some(names) => (named_cuts(g, &facts, names)?, "user"),
         // An NHWC teacher is cut as the search sees it (`layout::for_training`: fed NCHW, its
         // converter's input Transpose cancelled), so the indices are the ones a space uses.
-        None if crate::teacher::check::InputConvention::of(g).nhwc && input_shape.len() == 4 => {
+        None if crate::teacher::input::InputConvention::of(g).nhwc && input_shape.len() == 4 => {
             let mut fixed = g.clone();
-            crate::teacher::check::set_input_shape(&mut fixed, &input_shape)?;
+            crate::teacher::input::set_input_shape(&mut fixed, &input_shape)?;
             let adapted = crate::teacher::layout::for_training(fixed, "the model")?;
             let [n, h, w, c] = [input_shape[0], input_shape[1], input_shape[2], input_shape[3]];
             let mut shapes = fixed_input_shapes(&adapted, n)?;

@@ -13,7 +13,7 @@
 
 use anyhow::Result;
 
-use super::check::InputConvention;
+use super::input::InputConvention;
 use crate::ir::{fixed_input_shapes, Dim, Graph, Node, Op, ValueInfo};
 
 /// What [`for_training`] changed (printed once where a run is created).
@@ -123,7 +123,7 @@ pub fn adapt(mut g: Graph, what: &str) -> Result<(Graph, Adapted)> {
             }
         }
         // Batch-agnostic if shape inference at a batch of 2 gives every output that batch.
-        let agnostic = fixed_input_shapes(&g, 2).and_then(|s| crate::exec::infer(&g, &s)).is_ok_and(|facts| {
+        let agnostic = fixed_input_shapes(&g, 2).and_then(|s| crate::ops::infer::infer(&g, &s)).is_ok_and(|facts| {
             before.iter().all(|o| {
                 !matches!(o.shape.as_deref(), Some([Dim::Fixed(v), ..]) if *v == b)
                     || facts.get(&o.name).and_then(|f| f.shape.first().copied()) == Some(2)

@@ -59,6 +59,28 @@ pub fn create_or_match(path: &Path, value: &serde_json::Value, what: &str) -> Re
     write_atomic(path, serde_json::to_string_pretty(value)?.as_bytes())
 }
 
+/// Lower-case hex SHA-256 of `bytes` (teacher and artifact hashes, content-named files).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `7000000`, `7M`, `7.5m`, `500k`, `0.4G` → a count.
+pub fn parse_count(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let (num, mul) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
+        Some('m' | 'M') => (&t[..t.len() - 1], 1e6),
+        Some('g' | 'G') => (&t[..t.len() - 1], 1e9),
+        _ => (t, 1.0),
+    };
+    let v: f64 = num.parse().map_err(|_| format!("'{s}' is not a count (e.g. 7000000, 7M, 500k)"))?;
+    if !(v >= 0.0 && v.is_finite()) {
+        return Err(format!("'{s}' must be ≥ 0"));
+    }
+    Ok((v * mul).round() as u64)
+}
+
 pub mod lock;
 pub mod malloc;
 pub mod rng;
@@ -81,6 +103,16 @@ pub fn peak_rss_mib() -> f64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn counts_with_suffixes() {
+        assert_eq!(super::parse_count("7M"), Ok(7_000_000));
+        assert_eq!(super::parse_count("7.5m"), Ok(7_500_000));
+        assert_eq!(super::parse_count("500k"), Ok(500_000));
+        assert_eq!(super::parse_count("1234"), Ok(1234));
+        assert!(super::parse_count("lots").is_err());
+        assert!(super::parse_count("-1M").is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -208,3 +208,14 @@ impl Budget {
         (v, skipped)
     }
 }
+
+/// MACs and params limits: the flags, else the budget file's `max_macs` / `max_params`.
+pub fn cost_limits(budget: Option<&Path>, max_macs: Option<u64>, max_params: Option<u64>) -> Result<(Option<u64>, Option<u64>)> {
+    match budget {
+        Some(b) => {
+            let budget = Budget::load(b)?;
+            Ok((max_macs.or(budget.max_macs), max_params.or(budget.max_params)))
+        }
+        None => Ok((max_macs, max_params)),
+    }
+}

@@ -16,12 +16,14 @@ pub struct Array {
 }
 
 impl Array {
+    #[cfg(feature = "torch")]
     pub fn from_tch(t: &tch::Tensor) -> anyhow::Result<Array> {
         let t = t.f_to_device(tch::Device::Cpu)?.f_to_kind(tch::Kind::Float)?.f_contiguous()?;
         let shape = t.size().iter().map(|&d| d as usize).collect();
         let data = Vec::<f32>::try_from(&t.f_flatten(0, -1)?)?;
         Ok(Array { shape, data })
     }
+    #[cfg(feature = "torch")]
     pub fn to_tch(&self) -> anyhow::Result<tch::Tensor> {
         let dims: Vec<i64> = self.shape.iter().map(|&d| d as i64).collect();
         Ok(tch::Tensor::f_from_slice(&self.data)?.f_reshape(&dims)?)

@@ -18,13 +18,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::data::DataSpec;
 use crate::ir::{fixed_input_shapes, Graph};
 use crate::space::{resolve, CutRef, Resolved, SearchSpace};
 use crate::teacher::cuts::{auto_cuts, named_cuts};
-use crate::util::write_atomic;
+use crate::util::{sha256_hex, write_atomic};
 
 /// Supernet training settings (DNA's defaults: Adam, weight decay 1e-4 except BN and biases,
 /// learning rate per block from the space, × 0.9 per epoch).
@@ -69,10 +68,6 @@ pub struct RunRecord {
 pub struct RunDir {
     pub root: PathBuf,
     pub record: RunRecord,
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl RunDir {

@@ -12,9 +12,9 @@ use crate::ir::builder::Builder;
 use crate::ir::{Graph, Op};
 use crate::onnx::export::deploy_bytes;
 use crate::onnx::WriteOptions;
-use crate::search::choose::{head_key, LatencyLut};
 use crate::space::arch::fixed_graphs;
 use crate::space::{LayerOp, LayerShape, Resolved};
+use crate::strategy::dna::choose::{head_key, LatencyLut};
 use crate::validate::latency::{measure, LatencyConfig, Target};
 
 fn p50(g: &Graph, shape: [usize; 3], target: Target, cfg: LatencyConfig) -> Result<f64> {

@@ -277,10 +277,10 @@ pub fn select_coupled(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::search::evaluate::RankedCandidate;
     use crate::space::arch::{build_child, graph_cost};
     use crate::space::point::Point;
     use crate::space::{resolve_standalone, Resolved};
+    use crate::strategy::dna::evaluate::RankedCandidate;
     use crate::util::Rng;
 
     /// Three blocks whose cells write different widths, so every block's first layer (and the

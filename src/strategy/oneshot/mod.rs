@@ -13,6 +13,8 @@ pub mod evolve;
 pub mod learner;
 pub mod loss;
 pub mod meta;
+pub mod predict;
+pub mod search;
 
 use std::collections::HashMap;
 
@@ -26,18 +28,7 @@ use crate::space::{LayerOp, Resolved};
 use crate::train::Trainable;
 use crate::util::Rng;
 
-/// Limits a sampled path must meet (`None` = unlimited).
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct PathBudget {
-    pub max_macs: Option<u64>,
-    pub max_params: Option<u64>,
-}
-
-impl PathBudget {
-    pub fn fits(&self, params: u64, macs: u64) -> bool {
-        self.max_macs.is_none_or(|m| macs <= m) && self.max_params.is_none_or(|m| params <= m)
-    }
-}
+pub use crate::space::limits::PathBudget;
 
 /// Scope (and weight-name prefix) of one op of one layer of the one-shot net.
 pub fn unit_scope(block: usize, cell: usize, layer: usize, op: LayerOp) -> String {

@@ -78,7 +78,7 @@ impl DnaMetric {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::search::evaluate::RankedCandidate;
+    use crate::strategy::dna::evaluate::RankedCandidate;
 
     fn ranking() -> BlockRanking {
         let c = |id: &str, cell, score, mse| RankedCandidate {

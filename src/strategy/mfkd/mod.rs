@@ -17,9 +17,9 @@ pub mod surrogate;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::oneshot::PathBudget;
 use crate::space::point::{Point, PointCost};
 use crate::space::Resolved;
+use crate::strategy::oneshot::PathBudget;
 use crate::study::sample::{random_within_up_to, Sampled};
 use surrogate::{best_by_ucb, Gp, Surrogate};
 
@@ -211,7 +211,7 @@ mod tests {
             if self.fail_after == Some(self.trained.len()) {
                 bail!("killed");
             }
-            let wobble = (crate::search::run::sha256_hex(s.key.as_bytes()).as_bytes()[0] % 16) as f64 / 1600.0;
+            let wobble = (crate::util::sha256_hex(s.key.as_bytes()).as_bytes()[0] % 16) as f64 / 1600.0;
             let score = 0.5 + s.macs as f64 / 4e7 + 0.05 * s.point.blocks[0].0 as f64 + wobble + 0.01 * fidelity as f64;
             self.disk.insert(k.clone(), score);
             self.trained.push(k);
@@ -237,7 +237,7 @@ mod tests {
 
     #[test]
     fn hands_over_the_start_each_round_and_the_promotions_as_batches() {
-        let r = resolve_standalone(&SearchSpace::parse(crate::oneshot::TEST_SPACE).unwrap()).unwrap();
+        let r = resolve_standalone(&SearchSpace::parse(crate::strategy::oneshot::TEST_SPACE).unwrap()).unwrap();
         let mut cost = PointCost::new(&r).unwrap();
         let mut disk = HashMap::new();
         let inner = Synthetic { disk: &mut disk, trained: vec![], fail_after: None, max_macs: u64::MAX };
@@ -254,7 +254,7 @@ mod tests {
 
     #[test]
     fn stays_within_the_budget_promotes_and_resumes_without_redoing_evaluations() {
-        let r = resolve_standalone(&SearchSpace::parse(crate::oneshot::TEST_SPACE).unwrap()).unwrap();
+        let r = resolve_standalone(&SearchSpace::parse(crate::strategy::oneshot::TEST_SPACE).unwrap()).unwrap();
         let mut cost = PointCost::new(&r).unwrap();
         // The budget: the median MACs of the space's architectures.
         let all = random_within_up_to(&r, &mut cost, 200, 1, None, None).unwrap();

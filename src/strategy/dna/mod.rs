@@ -6,6 +6,8 @@ pub mod choose;
 pub mod evaluate;
 pub mod lut;
 pub mod metric;
+pub mod predict;
+pub mod record;
 pub mod run;
 pub mod select;
 pub mod train;

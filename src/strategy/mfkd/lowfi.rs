@@ -6,8 +6,11 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
+use crate::space::arch::Arch;
+use crate::space::point::arch_key;
 use crate::space::Resolved;
-use crate::study::truth::{FeatureKdRecipe, StudyDir};
+use crate::study::predict::Predictor;
+use crate::study::truth::{FeatureKdRecipe, PlanEntry, Retrainer, StudyDir};
 use crate::train::features::FeatureKd;
 
 /// The recipe's feature distillation: `kind` (none, at, nst) against the teacher's cut of every
@@ -19,11 +22,6 @@ pub fn feature_recipe(kind: &str, weight: Option<f64>, resolved: &Resolved) -> R
         bail!("--feature-kd-weight {weight} must be a positive number");
     }
     Ok(Some(FeatureKdRecipe { kind, weight, teacher_cuts: resolved.blocks.iter().map(|b| b.teacher_out.clone()).collect() }))
-}
-
-/// Whether `run` is an MF-KD run directory.
-pub fn is_mfkd_run(run: &Path) -> bool {
-    run.join("mfkd.json").exists()
 }
 
 /// The low-fidelity study directories `study rank` scores an MF-KD run with, one per label of
@@ -76,4 +74,34 @@ pub fn lowfi_dirs(run: &Path, which: &str, study: &StudyDir, resolved: &Resolved
         out.push((format!("lowfi-{label}"), dir));
     }
     Ok(out)
+}
+
+/// MF-KD's low-fidelity predictor: an architecture's held-out top-1 after training it alone at
+/// a low fidelity (a study directory's recipe: few images, few epochs, with or without KD).
+/// Trains each architecture once; a finished evaluation is read back.
+pub struct LowFiPredictor {
+    pub label: String,
+    pub dir: StudyDir,
+    pub trainer: Box<dyn Retrainer>,
+    pub seed: u64,
+}
+
+impl Predictor for LowFiPredictor {
+    fn name(&self) -> String {
+        self.label.clone()
+    }
+    fn predict(&mut self, arch: &Arch) -> Result<f64> {
+        let key = arch_key(arch);
+        let entry = PlanEntry {
+            key: key.clone(),
+            why: "truth architecture".into(),
+            params: arch.predicted.params,
+            macs: arch.predicted.macs,
+            seeds: vec![self.seed],
+            arch: arch.clone(),
+        };
+        self.dir.run_schedule(&[(entry, self.seed)], (0, 1), self.trainer.as_mut(), &mut |_| Ok(()))?;
+        let r = self.dir.result(&key, self.seed)?.context("the low-fidelity evaluation left no record")?;
+        r.held_out_top1.with_context(|| format!("'{}': no held-out top-1 (the recipe needs held_out > 0)", self.dir.root.display()))
+    }
 }

@@ -182,7 +182,7 @@ pub fn unrolled(net: &OneShotNet, student: &Point, teacher: &Point, m: f64, eta:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oneshot::{test_net, PathBudget};
+    use crate::strategy::oneshot::{test_net, PathBudget};
     use crate::util::Rng;
 
     fn randn(shape: &[i64], rng: &mut Rng) -> T {

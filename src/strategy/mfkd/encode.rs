@@ -37,7 +37,7 @@ mod tests {
 
     #[test]
     fn one_hot_per_cell_and_layer_slot() {
-        let r = resolve_standalone(&SearchSpace::parse(crate::oneshot::TEST_SPACE).unwrap()).unwrap();
+        let r = resolve_standalone(&SearchSpace::parse(crate::strategy::oneshot::TEST_SPACE).unwrap()).unwrap();
         // b0: 2 cells, up to 2 layers × 2 ops → 2 + 4; b1: 1 cell, 2 layers × 2 ops → 1 + 4.
         assert_eq!(width(&r), 11);
         let p = Point { blocks: vec![(1, vec![1, 0]), (0, vec![0, 1])] };
