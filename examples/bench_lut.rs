@@ -11,10 +11,10 @@ use std::path::PathBuf;
 use anyhow::Result;
 use dnas::onnx::export::deploy_bytes;
 use dnas::onnx::WriteOptions;
-use dnas::strategy::dna::lut::build_lut;
-use dnas::strategy::dna::run::resolve_with_teacher;
 use dnas::space::arch::{build_child, Arch, ArchBlock, Predicted};
 use dnas::space::SearchSpace;
+use dnas::strategy::dna::lut::build_lut;
+use dnas::strategy::dna::run::resolve_with_teacher;
 use dnas::util::Rng;
 use dnas::validate::latency::{measure, LatencyConfig, Target};
 

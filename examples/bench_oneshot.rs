@@ -12,11 +12,11 @@ mod common;
 
 use anyhow::{bail, Result};
 use common::interleave::{arg, check_params, device_from_flags, flag, interleave, report, root, spawn_references, zero_grads};
-use dnas::strategy::oneshot::loss::{cream_loss, soft_cross_entropy};
-use dnas::strategy::oneshot::{OneShotNet, PathBudget};
-use dnas::strategy::dna::run::resolve_with_teacher;
 use dnas::space::point::Point;
 use dnas::space::{LayerOp, SearchSpace};
+use dnas::strategy::dna::run::resolve_with_teacher;
+use dnas::strategy::oneshot::loss::{cream_loss, soft_cross_entropy};
+use dnas::strategy::oneshot::{OneShotNet, PathBudget};
 use dnas::train::optim::{OptimConfig, Optimizer};
 use tch::{Kind, Tensor as T};
 

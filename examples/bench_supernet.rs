@@ -23,8 +23,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use common::interleave::{arg, check_params, device_from_flags, flag, interleave, report, root, spawn_references, zero_grads};
-use dnas::strategy::dna::run::resolve_with_teacher;
 use dnas::space::SearchSpace;
+use dnas::strategy::dna::run::resolve_with_teacher;
 use dnas::supernet::BlockNet;
 use dnas::train::optim::{OptimConfig, Optimizer};
 

@@ -14,6 +14,8 @@ pub mod ir;
 pub mod nets;
 pub mod onnx;
 pub mod ops;
+#[cfg(feature = "torch")]
+pub mod pipeline;
 pub mod proto;
 #[cfg(feature = "torch")]
 pub mod report;

@@ -7,6 +7,10 @@
 #                                            # (>= 32 architectures) and the space set (>= 8), 2 seeds each
 #   tools/study_v2.sh auto [--shard i/n]     # pilot, then (once every shard's pilot runs are
 #                                            # finished) the recipe `dnas study recipes` decides, then its truth
+#   tools/study_v2.sh picks RECIPE [--shard i/n]   # every strategy searched at the demo budget with
+#                                            # search seeds 0,1,2 (the default preset's settings), then
+#                                            # each strategy's picks retrained with the truth's recipe
+#                                            # and seeds 0,1 against its band set (dnas study picks)
 #   tools/study_v2.sh ship                   # copy every finished record into models/ now
 #
 # The band: architectures drawn uniformly over the space (each cell combination weighted by how
@@ -129,12 +133,65 @@ truth() {
     sync_ship "$dir" "$SHIP/truth"
 }
 
+# The default preset's search settings (dnas demo), per strategy.
+search_flags() {
+  local common=(--space models/spaces/fmnist_small.json --teacher models/fmnist_teacher.onnx --data fmnist
+    --held-out 5000 --train-subset 8000 --epochs 1 --batch 64 --budget "$BUDGET" --threads 1 --workers 1)
+  case "$1" in
+    dna) echo "${common[@]}" --rank-batches 4 --rank-batch 256 --recal-batch 256 ;;
+    spos | cream) echo "${common[@]}" --eval-batches 4 --eval-batch 256 ;;
+    mfkd) echo "${common[@]}" --init 5 --evals 10 --promote 2 ;;
+  esac
+}
+
+STRATEGIES=(dna spos cream mfkd)
+SEARCH_SEEDS=(0 1 2)
+
+picks() {
+    r="$1"; shift
+    local shard="0/1"
+    [ "${1:-}" = "--shard" ] && shard="$2"
+    local i="${shard%/*}" n="${shard#*/}" k=0
+    # The searches: job k of this shard when k mod n = i. A finished search is kept (search.json
+    # has its result); an unfinished one resumes from its checkpoints.
+    for st in "${STRATEGIES[@]}"; do
+      for seed in "${SEARCH_SEEDS[@]}"; do
+        if [ $((k % n)) -eq "$i" ]; then
+          run="$ROOT/search/$st-seed$seed"
+          if ! grep -q '"result"' "$run/search.json" 2>/dev/null; then
+            # shellcheck disable=SC2046
+            "$DNAS" search "$st" --run "$run" --seed "$seed" $(search_flags "$st")
+          fi
+        fi
+        k=$((k + 1))
+      done
+    done
+    # Every strategy's picks against the band once all its searches are finished.
+    for st in "${STRATEGIES[@]}"; do
+      runs=()
+      for seed in "${SEARCH_SEEDS[@]}"; do
+        run="$ROOT/search/$st-seed$seed"
+        while ! grep -q '"result"' "$run/search.json" 2>/dev/null; do
+          echo "[study_v2] waiting for the search $run (another shard)" >&2; sleep 120
+        done
+        runs+=("$run")
+      done
+      "$DNAS" study picks --truth "$ROOT/truth-$r" --run "$(IFS=,; echo "${runs[*]}")" --name "$st" \
+        --budget "$BUDGET" --teacher models/fmnist_teacher.onnx --seeds 0,1 --threads 1 --workers 1 "$@"
+      sync_ship "$ROOT/truth-$r" "$SHIP/truth"
+      mkdir -p "$SHIP/truth/picks"; cp "$ROOT/truth-$r"/picks/*.json "$SHIP/truth/picks/" 2>/dev/null || true
+    done
+}
+
 what="${1:-}"; shift || true
 case "$what" in
   pilot) pilot "$@" ;;
   truth)
     r="${1:?truth needs the chosen recipe (r20k-e2, r55k-e2, r55k-e4)}"; shift
     truth "$r" "$@" ;;
+  picks)
+    r="${1:?picks needs the recipe of the truth (r20k-e2, r55k-e2, r55k-e4)}"; shift
+    picks "$r" "$@" ;;
   auto)
     pilot "$@"
     r=$(decide)

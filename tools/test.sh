@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: setup + reference models + the quick teacher corpus + a local Slurm cluster
 # (when this is root: tools/slurm_cluster.sh) + the whole cargo test suite (CPU only), then the
-# CI gate: the shipped models validated against their budgets (tools/validate_models.sh).
+# CI gate: the shipped models validated against their budgets with the full build and with the
+# validation build that links no libtorch, which must agree (tools/validate_build.sh).
 # Exits non-zero when any part fails.
 source "$(dirname "$0")/env.sh"
 cd "$DNAS_ROOT"
@@ -15,5 +16,5 @@ else
   echo "[test] no local Slurm cluster (needs root): tests/slurm.rs will skip" >&2
 fi
 cargo test --quiet "$@" 2>&1 || status=1
-bash "$DNAS_ROOT/tools/validate_models.sh" || status=1
+bash "$DNAS_ROOT/tools/validate_build.sh" || status=1
 exit $status

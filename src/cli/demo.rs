@@ -335,106 +335,164 @@ pub(super) fn paths(a: &DemoArgs) -> Result<DemoPaths> {
     Ok(DemoPaths { preset, settings, teacher, space, budget, dir, search })
 }
 
+/// What every stage of one demo sees: its arguments, preset settings and paths.
+struct Demo<'a> {
+    a: &'a DemoArgs,
+    s: Settings,
+    preset: Preset,
+    teacher: PathBuf,
+    space: PathBuf,
+    budget_path: PathBuf,
+    budget: crate::validate::budget::Budget,
+    dir: PathBuf,
+    search: PathBuf,
+    student: PathBuf,
+    arch: PathBuf,
+    onnx: PathBuf,
+    device: String,
+    threads: String,
+}
+
 pub fn demo(a: DemoArgs) -> Result<Outcome> {
     let t0 = Instant::now();
     let DemoPaths { preset, settings: s, teacher, space, budget: budget_path, dir, search } = paths(&a)?;
     let budget = crate::validate::budget::Budget::load(&budget_path)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create '{}'", dir.display()))?;
-    let one_shot = a.strategy != "dna";
-    let student = dir.join("student");
-    let arch = search.join("arch.json");
-    let onnx = dir.join("student.onnx");
-    let device = a.device.clone();
-    let threads = a.threads.to_string();
-    let mut st = Stages { records: Vec::new(), total: if one_shot { 6 } else { 8 } };
+    let d = Demo {
+        a: &a,
+        s,
+        preset,
+        teacher,
+        space,
+        budget_path,
+        budget,
+        student: dir.join("student"),
+        arch: search.join("arch.json"),
+        onnx: dir.join("student.onnx"),
+        dir,
+        search,
+        device: a.device.clone(),
+        threads: a.threads.to_string(),
+    };
+    let mut st = Stages { records: Vec::new(), total: if a.strategy != "dna" { 6 } else { 8 } };
+    let teacher_macs = import_stage(&d, &mut st)?;
+    let max_macs = a.max_macs.or(d.budget.max_macs).unwrap_or(teacher_macs / 2);
+    if a.strategy != "dna" {
+        oneshot_stage(&d, max_macs, &mut st)?;
+    } else {
+        dna_stages(&d, max_macs, &mut st)?;
+    }
+    retrain_stage(&d, &mut st)?;
+    // 6. Deployable ONNX.
+    let weights = d.student.join("final.safetensors");
+    st.run("export", args!["export", "--arch", p(&d.arch), "--weights", p(&weights), "-o", p(&d.onnx)])?;
+    let outcome = validate_stages(&d, &mut st)?;
+    finish(&d, max_macs, st, outcome, t0)
+}
 
-    // 1. Import the teacher and cut it (in process: what `dnas teacher inspect` prints).
+/// Stage 1: import the teacher and cut it (in process: what `dnas teacher inspect` prints); its MACs.
+fn import_stage(d: &Demo, st: &mut Stages) -> Result<u64> {
     st.header("teacher import and cuts", "");
     let t = Instant::now();
-    let g = crate::onnx::read_file(&teacher)?;
-    let ins = crate::teacher::inspect::inspect(&g, None, None).with_context(|| format!("teacher '{}'", teacher.display()))?;
-    eprintln!("  {}: {} params, {} MACs, opset {}", teacher.display(), ins.params, ins.macs, ins.opset);
+    let g = crate::onnx::read_file(&d.teacher)?;
+    let ins = crate::teacher::inspect::inspect(&g, None, None).with_context(|| format!("teacher '{}'", d.teacher.display()))?;
+    eprintln!("  {}: {} params, {} MACs, opset {}", d.teacher.display(), ins.params, ins.macs, ins.opset);
     for c in &ins.cuts {
         eprintln!("  cut {:<28} C={:<4} stride {}", c.tensor, c.channels, c.stride);
     }
     st.records.push(StageRecord {
         name: "teacher import and cuts".into(),
-        command: format!("dnas teacher inspect {}", p(&teacher)),
+        command: format!("dnas teacher inspect {}", p(&d.teacher)),
         seconds: t.elapsed().as_secs_f64(),
         skipped: false,
     });
-    let max_macs = a.max_macs.or(budget.max_macs).unwrap_or(ins.macs / 2);
+    Ok(ins.macs)
+}
 
-    if one_shot {
-        // 2. One-shot supernet and the strategy's pick under the budget, in one command.
-        let mut search_cmd = args![
-            "search",
-            a.strategy,
-            "--run",
-            p(&search),
-            "--space",
-            p(&space),
-            "--teacher",
-            p(&teacher),
-            "--data",
-            a.data,
-            "--held-out",
-            s.held_out,
-            "--epochs",
-            s.search_epochs,
-            "--batch",
-            s.search_batch,
-            "--seed",
-            a.seed,
-            "--device",
-            device,
-            "--threads",
-            threads,
-            "--max-macs",
-            max_macs
-        ];
-        if let Some(n) = s.search_subset {
-            search_cmd.extend(args!["--train-subset", n]);
-        }
-        if let Some(mp) = budget.max_params {
-            search_cmd.extend(args!["--max-params", mp]);
-        }
-        let stage = if a.strategy == "mfkd" {
-            let (init, evals, promote) = s.mfkd;
-            search_cmd.extend(args!["--init", init, "--evals", evals, "--promote", promote]);
-            "MF-KD: low-fidelity evaluations with KD and Gaussian-process search".to_string()
-        } else {
-            search_cmd.extend(args!["--eval-batches", s.eval_batches, "--eval-batch", s.eval_batch]);
-            format!("one-shot supernet training and {} search", a.strategy)
-        };
-        st.run(&stage, search_cmd)?;
+/// Stage 2, one-shot: the supernet (or MF-KD's evaluations) and the strategy's pick under the
+/// budget, in one command.
+fn oneshot_stage(d: &Demo, max_macs: u64, st: &mut Stages) -> Result<()> {
+    let (a, s, device, threads, budget) = (d.a, &d.s, &d.device, &d.threads, &d.budget);
+    let (search, space, teacher) = (&d.search, &d.space, &d.teacher);
+    // 2. One-shot supernet and the strategy's pick under the budget, in one command.
+    let mut search_cmd = args![
+        "search",
+        a.strategy,
+        "--run",
+        p(search),
+        "--space",
+        p(space),
+        "--teacher",
+        p(teacher),
+        "--data",
+        a.data,
+        "--held-out",
+        s.held_out,
+        "--epochs",
+        s.search_epochs,
+        "--batch",
+        s.search_batch,
+        "--seed",
+        a.seed,
+        "--device",
+        device,
+        "--threads",
+        threads,
+        "--max-macs",
+        max_macs
+    ];
+    if let Some(n) = s.search_subset {
+        search_cmd.extend(args!["--train-subset", n]);
+    }
+    if let Some(mp) = budget.max_params {
+        search_cmd.extend(args!["--max-params", mp]);
+    }
+    let stage = if a.strategy == "mfkd" {
+        let (init, evals, promote) = s.mfkd;
+        search_cmd.extend(args!["--init", init, "--evals", evals, "--promote", promote]);
+        "MF-KD: low-fidelity evaluations with KD and Gaussian-process search".to_string()
     } else {
-        // 2. Supernets. Settings are always passed: `dnas train` refuses a run made with others.
-        let mut train = train_args(&a, &s, &search);
-        if !search.join("run.json").exists() {
-            train.extend(args!["--teacher", p(&teacher), "--space", p(&space)]);
-        }
-        st.run("supernet training (one teacher forward per batch, every block)", train)?;
+        search_cmd.extend(args!["--eval-batches", s.eval_batches, "--eval-batch", s.eval_batch]);
+        format!("one-shot supernet training and {} search", a.strategy)
+    };
+    st.run(&stage, search_cmd)?;
+    Ok(())
+}
 
-        // 3. Rankings.
-        let blocks = crate::strategy::dna::run::RunDir::open(&search)?;
-        let n_blocks = blocks.space()?.blocks.len();
-        if (0..n_blocks).all(|i| blocks.eval_path(i).exists()) && rankings_current(&blocks, n_blocks) {
-            st.skip("candidate evaluation", "every block is already ranked (eval/block-*.json)");
-        } else {
-            st.run("candidate evaluation", evaluate_args(&a, &s, &search))?;
-        }
+/// Stages 2–4, DNA: supernets, rankings, exact selection under the budget's cost limits.
+fn dna_stages(d: &Demo, max_macs: u64, st: &mut Stages) -> Result<()> {
+    let (a, s, budget) = (d.a, &d.s, &d.budget);
+    let (search, space, teacher, arch) = (&d.search, &d.space, &d.teacher, &d.arch);
+    // 2. Supernets. Settings are always passed: `dnas train` refuses a run made with others.
+    let mut train = train_args(a, s, search);
+    if !search.join("run.json").exists() {
+        train.extend(args!["--teacher", p(teacher), "--space", p(space)]);
+    }
+    st.run("supernet training (one teacher forward per batch, every block)", train)?;
 
-        // 4. Exact selection under the budget's cost limits.
-        let mut select = args!["select", "--run", p(&search), "--max-macs", max_macs, "-o", p(&arch)];
-        if let Some(mp) = budget.max_params {
-            select.extend(args!["--max-params", mp]);
-        }
-        st.run("architecture selection", select)?;
+    // 3. Rankings.
+    let blocks = crate::strategy::dna::run::RunDir::open(search)?;
+    let n_blocks = blocks.space()?.blocks.len();
+    if (0..n_blocks).all(|i| blocks.eval_path(i).exists()) && rankings_current(&blocks, n_blocks) {
+        st.skip("candidate evaluation", "every block is already ranked (eval/block-*.json)");
+    } else {
+        st.run("candidate evaluation", evaluate_args(a, s, search))?;
     }
 
-    // 5. Retrain the child with KD (skipped when this very architecture finished already).
-    let arch_json: serde_json::Value = read_json(&arch)?;
+    // 4. Exact selection under the budget's cost limits.
+    let mut select = args!["select", "--run", p(search), "--max-macs", max_macs, "-o", p(arch)];
+    if let Some(mp) = budget.max_params {
+        select.extend(args!["--max-params", mp]);
+    }
+    st.run("architecture selection", select)?;
+    Ok(())
+}
+
+/// Stage 5: retrain the child with KD (skipped when this very architecture finished already).
+fn retrain_stage(d: &Demo, st: &mut Stages) -> Result<()> {
+    let (a, s, device, threads) = (d.a, &d.s, &d.device, &d.threads);
+    let (arch, student, teacher, dir) = (&d.arch, &d.student, &d.teacher, &d.dir);
+    let arch_json: serde_json::Value = read_json(arch)?;
     let same_arch = read_json(&student.join("run.json")).ok().is_some_and(|r| r["arch"] == arch_json);
     if same_arch && student.join("result.json").exists() {
         st.skip("retraining with KD", "the student of this architecture is already trained (student/result.json)");
@@ -442,11 +500,11 @@ pub fn demo(a: DemoArgs) -> Result<Outcome> {
         let mut retrain = args![
             "retrain",
             "--arch",
-            p(&arch),
+            p(arch),
             "-o",
-            p(&student),
+            p(student),
             "--kd-teacher",
-            p(&teacher),
+            p(teacher),
             "--data",
             a.data,
             "--held-out",
@@ -471,16 +529,18 @@ pub fn demo(a: DemoArgs) -> Result<Outcome> {
         } else if student.exists() {
             // Another architecture's student: keep it beside, never overwrite silently.
             let old = dir.join(format!("student.old-{}", crate::util::unique_suffix()));
-            std::fs::rename(&student, &old).with_context(|| format!("cannot move the previous student to '{}'", old.display()))?;
+            std::fs::rename(student, &old).with_context(|| format!("cannot move the previous student to '{}'", old.display()))?;
             eprintln!("  the previous student (another architecture) moved to {}", old.display());
         }
         st.run("retraining with KD", retrain)?;
     }
 
-    // 6. Deployable ONNX.
-    st.run("export", args!["export", "--arch", p(&arch), "--weights", p(&student.join("final.safetensors")), "-o", p(&onnx)])?;
+    Ok(())
+}
 
-    // 7–8. Validation: the teacher for the table, the student against the budget.
+/// Stages 7–8, validation: the teacher for the table, the student against the budget.
+fn validate_stages(d: &Demo, st: &mut Stages) -> Result<Outcome> {
+    let (a, s, device, dir) = (d.a, &d.s, &d.device, &d.dir);
     let mut targets = vec!["ort-cpu-1t", "ort-cpu-4t", "tract"];
     if device.starts_with("cuda") {
         targets.push("ort-cuda");
@@ -507,11 +567,19 @@ pub fn demo(a: DemoArgs) -> Result<Outcome> {
     };
     let teacher_report = dir.join("teacher.validate.json");
     let student_report = dir.join("student.validate.json");
-    st.run("teacher validation", validate(&teacher, &teacher_report))?;
-    let mut v = validate(&onnx, &student_report);
-    v.extend(args!["--budget", p(&budget_path)]);
-    let outcome = st.run("student validation against the budget", v)?;
+    st.run("teacher validation", validate(&d.teacher, &teacher_report))?;
+    let mut v = validate(&d.onnx, &student_report);
+    v.extend(args!["--budget", p(&d.budget_path)]);
+    st.run("student validation against the budget", v)
+}
 
+/// The teacher-vs-searched table, `demo.json`, and the summary.
+fn finish(d: &Demo, max_macs: u64, st: Stages, outcome: Outcome, t0: Instant) -> Result<Outcome> {
+    let (a, s, device, dir, preset) = (d.a, &d.s, &d.device, &d.dir, d.preset);
+    let (teacher, space, budget_path, budget, search, student, onnx, arch) =
+        (&d.teacher, &d.space, &d.budget_path, &d.budget, &d.search, &d.student, &d.onnx, &d.arch);
+    let teacher_report = dir.join("teacher.validate.json");
+    let student_report = dir.join("student.validate.json");
     let table = Table::from_reports(&read_json(&teacher_report)?, &read_json(&student_report)?)?;
     let wall = t0.elapsed().as_secs_f64();
     let record = serde_json::json!({

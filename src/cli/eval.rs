@@ -4,12 +4,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 
 use super::Outcome;
 use crate::data::loader::LoaderConfig;
-use crate::data::{open, DataSpec, Loader, Splits};
+use crate::data::{open, DataSpec, Loader};
 use crate::validate::accuracy::{ort_top1, tract_top1};
 
 #[derive(Args, Clone)]
@@ -58,21 +58,12 @@ pub struct EvalArgs {
     json: bool,
 }
 
-pub(super) fn split<'a>(s: &'a Splits, name: &str) -> Result<&'a crate::data::Subset> {
-    Ok(match name {
-        "test" => &s.test,
-        "held-out" | "heldout" => &s.held_out,
-        "train" => &s.train,
-        other => bail!("unknown split '{other}' (test, held-out, train)"),
-    })
-}
-
 pub fn eval(a: EvalArgs) -> Result<Outcome> {
     let bytes = std::fs::read(&a.model).with_context(|| format!("cannot read '{}'", a.model.display()))?;
     // Import first: a clear error for a bad model before any runtime sees it.
     crate::onnx::read_model(&bytes).with_context(|| format!("'{}'", a.model.display()))?;
     let splits = open(&a.data.spec(0))?;
-    let set = split(&splits, &a.split)?;
+    let set = crate::validate::gate::split(&splits, &a.split)?;
     let loader = Loader::new(Arc::new(set.clone()), LoaderConfig { workers: a.data.workers, ..LoaderConfig::eval(a.batch) });
     let mut results = vec![ort_top1(&bytes, &loader, a.threads).with_context(|| format!("'{}' through ONNX Runtime", a.model.display()))?];
     if !a.no_tract {

@@ -7,14 +7,15 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::eval::DataArgs;
-use super::train::{train_classifier, ClassifierJob, TrainArgs};
+use super::train::{print_result, TrainArgs};
 use super::Outcome;
-use crate::exec::{parse_device, Executor};
+use crate::exec::parse_device;
 use crate::onnx::export::export_with_batch;
 use crate::onnx::WriteOptions;
 use crate::space::arch::{build_child, graph_cost, Arch};
 use crate::train::checkpoint::read_tensors;
-use crate::train::classify::{Distill, LogitKd};
+use crate::train::classify::{load_teacher, Distill, LogitKd};
+use crate::train::job::{run_classifier, ClassifierJob};
 use crate::train::Trainable;
 
 #[derive(Args)]
@@ -56,48 +57,27 @@ pub fn retrain(a: RetrainArgs) -> Result<Outcome> {
     let kd = match &a.kd_teacher {
         None => None,
         Some(t) => Some(Distill {
-            teacher: load_teacher(t, &arch, &a.train.device)?,
+            teacher: load_teacher(t, arch.input, arch.classes, parse_device(&a.train.device)?)?,
             logits: Some(LogitKd { temperature: a.kd_t, alpha: a.kd_alpha }),
             features: None,
         }),
     };
     let kd_record = a.kd_teacher.as_ref().map(|t| serde_json::json!({"teacher": t, "temperature": a.kd_t, "alpha": a.kd_alpha}));
-    train_classifier(ClassifierJob {
-        command: "retrain",
-        what: "student",
-        source: &a.arch,
+    let job = ClassifierJob {
+        command: "retrain".into(),
+        source: a.arch.clone(),
         graph,
         input: arch.input,
         classes: arch.classes,
         record: serde_json::json!({"arch": arch, "kd": kd_record}),
-        output: &a.output,
-        data: &a.data,
-        train: &a.train,
-        data_seed: a.train.seed,
+        output: a.output.clone(),
+        settings: a.train.settings(&a.data, a.train.seed)?,
         kd,
-        no_validate: a.no_validate,
+        validate: !a.no_validate,
         final_held_out_only: false,
-        json: a.json,
-    })
-}
-
-/// The KD teacher as a frozen executor, checked against the child's input and classes.
-pub(super) fn load_teacher(path: &Path, arch: &Arch, device: &str) -> Result<Executor> {
-    let what = || format!("teacher '{}'", path.display());
-    let g = crate::teacher::layout::for_training(crate::onnx::read_file(path)?, &what())?;
-    let shapes = crate::ir::fixed_input_shapes(&g, 1).with_context(what)?;
-    let input = g.data_inputs().next().with_context(|| format!("teacher '{}' has no input", path.display()))?;
-    let dims = shapes.get(&input.name).cloned().unwrap_or_default();
-    if dims.len() != 4 || dims[1..] != arch.input {
-        bail!("teacher '{}' takes input {:?}, the architecture {:?} (N, C, H, W)", path.display(), dims, arch.input);
-    }
-    let facts = crate::exec::infer(&g, &shapes).with_context(what)?;
-    let out = g.outputs.first().with_context(|| format!("teacher '{}' has no output", path.display()))?;
-    let classes = facts.get(&out.name).and_then(|f| f.shape.last().copied());
-    if classes != Some(arch.classes) {
-        bail!("teacher '{}' outputs {:?} classes, the architecture has {}", path.display(), classes, arch.classes);
-    }
-    Executor::new(g, parse_device(device)?).with_context(|| format!("teacher '{}'", path.display()))
+        quiet: a.json,
+    };
+    print_result("student", &run_classifier(job)?, a.json)
 }
 
 #[derive(Args)]

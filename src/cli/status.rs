@@ -1,18 +1,12 @@
-//! `dnas status --run DIR`: per block of a search run (or of a demo directory's `search/`) —
-//! done (steps, seconds, final held-out MSE), training (who holds its lock, its last
-//! checkpoint), ranked — and the gather step's artifacts; where `dnas submit slurm` left
-//! `slurm/submitted.json` and Slurm answers, the jobs' states and the failed tasks' log tails.
+//! `dnas status --run DIR`: where a run directory stands (`pipeline::status`), printed.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use serde::Serialize;
 
 use super::Outcome;
-use crate::strategy::dna::run::RunDir;
-use crate::util::read_json;
+use crate::pipeline::status::{run_status, RunStatus};
 
 #[derive(Args)]
 pub struct StatusArgs {
@@ -23,150 +17,51 @@ pub struct StatusArgs {
     json: bool,
 }
 
-#[derive(Serialize)]
-struct BlockStatus {
-    block: usize,
-    name: String,
-    /// done | training | interrupted | pending | failed
-    state: String,
-    steps: Option<u64>,
-    /// The step of the block's last checkpoint (`blocks/<i>/ckpt/`), if it has one.
-    checkpoint_step: Option<usize>,
-    seconds: Option<f64>,
-    held_out_mse: Option<f64>,
-    ranked: bool,
-    /// Who holds the block's lock (a live process), if anyone.
-    holder: Option<String>,
-    /// Slurm's state of this block's array task, when known.
-    slurm: Option<String>,
-    /// Why it failed (the end of its log), when it did.
-    reason: Option<String>,
-}
-
-/// Slurm job states by array task (`squeue`, then `scontrol show job` for finished ones).
-fn slurm_states(job: &str) -> Vec<(Option<usize>, String)> {
-    let mut out = Vec::new();
-    if let Ok(o) = Command::new("scontrol").args(["show", "job", "-o", job]).output() {
-        for line in String::from_utf8_lossy(&o.stdout).lines() {
-            let field = |k: &str| line.split_whitespace().find_map(|w| w.strip_prefix(&format!("{k}=")).map(str::to_string));
-            if let Some(state) = field("JobState") {
-                out.push((field("ArrayTaskId").and_then(|t| t.parse().ok()), state));
-            }
-        }
-    }
-    out
-}
-
-fn log_tail(path: &Path, lines: usize) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    Some(all[all.len().saturating_sub(lines)..].join(" | "))
-}
-
 pub fn status(a: StatusArgs) -> Result<Outcome> {
-    let (dir, search) =
-        if a.run.join("search/run.json").exists() { (a.run.clone(), a.run.join("search")) } else { (a.run.clone(), a.run.clone()) };
-    let run = RunDir::open(&search)?;
-    let space = run.space()?;
-    let submitted = read_json(&dir.join("slurm/submitted.json")).ok();
-    let array_states = submitted.as_ref().and_then(|s| s["array_job"].as_str()).map(slurm_states).unwrap_or_default();
-    let mut blocks = Vec::new();
-    for (i, b) in space.blocks.iter().enumerate() {
-        let done = read_json(&run.done_path(i)).ok();
-        let lock = run.block_dir(i).join("train.lock");
-        // Read-only: status never takes (or writes) a block's lock.
-        let holder = crate::util::lock::probe(&lock);
-        let ckpt = crate::strategy::dna::block_checkpoints::checkpoint_step(&run.block_dir(i)).transpose();
-        let interrupted = match &ckpt {
-            Some(Ok(step)) => format!("interrupted (checkpoint at step {step})"),
-            Some(Err(_)) => "interrupted (checkpoint unreadable)".into(),
-            None => String::new(),
-        };
-        let slurm = array_states.iter().find(|(t, _)| *t == Some(i)).map(|(_, s)| s.clone());
-        let failed = matches!(slurm.as_deref(), Some("FAILED" | "TIMEOUT" | "OUT_OF_MEMORY" | "NODE_FAIL" | "CANCELLED"));
-        let state = if done.is_some() && run.eval_path(i).exists() {
-            "done"
-        } else if failed {
-            "failed"
-        } else if holder.is_some() {
-            "training"
-        } else if done.is_some() {
-            "trained, not ranked"
-        } else if ckpt.is_some() {
-            &interrupted
-        } else {
-            "pending"
-        };
-        let reason = if failed {
-            submitted.as_ref().and_then(|s| s["logs"].as_str()).and_then(|l| log_tail(&Path::new(l).join(format!("block-{i}.out")), 3))
-        } else {
-            None
-        };
-        blocks.push(BlockStatus {
-            block: i,
-            name: b.name.clone(),
-            state: state.into(),
-            steps: done.as_ref().and_then(|d| d["steps"].as_u64()),
-            checkpoint_step: ckpt.and_then(|c| c.ok()),
-            seconds: done.as_ref().and_then(|d| d["seconds"].as_f64()),
-            held_out_mse: done.as_ref().and_then(|d| d["held_out_mse"].as_array()?.last()?.as_f64()),
-            ranked: run.eval_path(i).exists(),
-            holder,
-            slurm,
-            reason,
-        });
-    }
-    let gather_state =
-        submitted.as_ref().and_then(|s| s["gather_job"].as_str()).and_then(|j| slurm_states(j).into_iter().next()).map(|(_, s)| s);
-    let gather = serde_json::json!({
-        "arch": search.join("arch.json").exists(),
-        "student": dir.join("student/result.json").exists(),
-        "onnx": dir.join("student.onnx").exists(),
-        "demo_record": dir.join("demo.json").exists(),
-        "slurm": gather_state,
-    });
-    let all_done = blocks.iter().all(|b| b.state == "done");
+    let s = run_status(&a.run)?;
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"run": search, "blocks": blocks, "gather": gather, "submitted": submitted}))?
-        );
+        println!("{}", serde_json::to_string_pretty(&s)?);
     } else {
-        println!("run {}", search.display());
-        println!("{:<6} {:<12} {:<30} {:>7} {:>8} {:>12}  slurm / holder", "block", "name", "state", "steps", "seconds", "held-out MSE");
-        for b in &blocks {
-            let f = |v: Option<f64>, p: usize| v.map_or("-".into(), |v| format!("{v:.p$}"));
-            println!(
-                "{:<6} {:<12} {:<30} {:>7} {:>8} {:>12}  {}",
-                b.block,
-                b.name,
-                b.state,
-                b.steps.or(b.checkpoint_step.map(|s| s as u64)).map_or("-".into(), |s| s.to_string()),
-                f(b.seconds, 0),
-                f(b.held_out_mse, 5),
-                b.slurm.clone().or(b.holder.clone()).unwrap_or_default()
-            );
-            if let Some(r) = &b.reason {
-                println!("       reason: {r}");
-            }
-        }
-        println!(
-            "gather: arch {} · student {} · ONNX {} · demo record {}{}",
-            yes(gather["arch"].as_bool()),
-            yes(gather["student"].as_bool()),
-            yes(gather["onnx"].as_bool()),
-            yes(gather["demo_record"].as_bool()),
-            gather["slurm"].as_str().map(|s| format!(" · slurm {s}")).unwrap_or_default()
-        );
-        if !all_done {
-            println!("(blocks not done: rerun `dnas submit slurm` with the same arguments — finished blocks are skipped)");
-        }
+        print_status(&s);
     }
     Ok(Outcome::Ok)
 }
 
-fn yes(b: Option<bool>) -> &'static str {
-    if b == Some(true) {
+fn print_status(s: &RunStatus) {
+    println!("run {}", s.run.display());
+    println!("{:<6} {:<12} {:<30} {:>7} {:>8} {:>12}  slurm / holder", "block", "name", "state", "steps", "seconds", "held-out MSE");
+    for b in &s.blocks {
+        let f = |v: Option<f64>, p: usize| v.map_or("-".into(), |v| format!("{v:.p$}"));
+        println!(
+            "{:<6} {:<12} {:<30} {:>7} {:>8} {:>12}  {}",
+            b.block,
+            b.name,
+            b.state,
+            b.steps.or(b.checkpoint_step.map(|s| s as u64)).map_or("-".into(), |s| s.to_string()),
+            f(b.seconds, 0),
+            f(b.held_out_mse, 5),
+            b.slurm.clone().or(b.holder.clone()).unwrap_or_default()
+        );
+        if let Some(r) = &b.reason {
+            println!("       reason: {r}");
+        }
+    }
+    let g = &s.gather;
+    println!(
+        "gather: arch {} · student {} · ONNX {} · demo record {}{}",
+        yes(g.arch),
+        yes(g.student),
+        yes(g.onnx),
+        yes(g.demo_record),
+        g.slurm.as_ref().map(|s| format!(" · slurm {s}")).unwrap_or_default()
+    );
+    if !s.all_done() {
+        println!("(blocks not done: rerun `dnas submit slurm` with the same arguments — finished blocks are skipped)");
+    }
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
         "yes"
     } else {
         "no"

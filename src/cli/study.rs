@@ -5,13 +5,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
-use super::eval::DataArgs;
-use super::retrain::load_teacher;
 use super::train::set_threads;
-use super::train::{fit_classifier, ClassifierJob, TrainArgs};
 use super::Outcome;
 use crate::exec::parse_device;
-use crate::space::arch::{build_child_with_cuts, Arch};
 use crate::space::limits::PathBudget;
 use crate::space::point::{arch_key, PointCost};
 use crate::space::SearchSpace;
@@ -19,10 +15,11 @@ use crate::strategy::dna::metric::DnaMetric;
 use crate::strategy::dna::run::resolve_with_teacher;
 use crate::strategy::{Pick, PickRequest, PredictorRequest, SearchRun, Strategy};
 use crate::study::pick::pick_report;
+use crate::study::plan::{entries, truth_plan, TruthPlan};
 use crate::study::rank::rank;
-use crate::study::sample::{band_sample, random_within, truth_sample, Band, Sampled, TruthSampling};
-use crate::study::truth::{schedule, KdRecipe, PlanEntry, Recipe, Retrainer, StudyDir, StudyRecord, Trained, Truth};
-use crate::train::classify::{Distill, FeatureDistill, LogitKd};
+use crate::study::retrain::{ClassifierRetrainer, Runner};
+use crate::study::sample::random_within;
+use crate::study::truth::{schedule, KdRecipe, PlanEntry, Recipe, Retrainer, StudyDir, StudyRecord, Truth};
 use crate::util::parse_count;
 use crate::util::sha256_hex;
 use crate::util::write_atomic;
@@ -75,7 +72,7 @@ pub fn run_cmd(a: RunArgs) -> Result<Outcome> {
     let study = StudyDir::open(&a.dir)?;
     let plan = study.load_plan(&a.plan)?;
     set_threads(a.runner.threads);
-    let mut trainer = ClassifierRetrainer { runner: a.runner.clone(), teacher: a.teacher.clone(), cheap: a.cheap };
+    let mut trainer = ClassifierRetrainer { runner: a.runner.runner(), teacher: a.teacher.clone(), cheap: a.cheap };
     let stats = study.run_schedule(&schedule(&plan), a.runner.shard, &mut trainer, &mut |_| Ok(()))?;
     println!(
         "plan '{}' shard {}/{}: trained {} runs, {} already finished",
@@ -175,6 +172,12 @@ pub struct RunnerArgs {
     pub(super) plan_only: bool,
 }
 
+impl RunnerArgs {
+    pub(super) fn runner(&self) -> Runner {
+        Runner { device: self.device.clone(), threads: self.threads, workers: self.workers, ckpt_every: self.ckpt_every }
+    }
+}
+
 fn parse_band(s: &str) -> std::result::Result<(f64, f64), String> {
     let (lo, hi) = s.split_once(',').ok_or_else(|| format!("'{s}' is not LO,HI (e.g. 0.8,1.0)"))?;
     let lo: f64 = lo.trim().parse().map_err(|_| format!("'{s}': LO is not a number"))?;
@@ -246,122 +249,6 @@ pub struct TruthArgs {
     json: bool,
 }
 
-/// The shared trainer as a [`Retrainer`]: `dnas retrain`'s loop without the ORT/tract pass.
-pub(super) struct ClassifierRetrainer {
-    pub(super) runner: RunnerArgs,
-    pub(super) teacher: Option<PathBuf>,
-    /// Low-fidelity evaluations: held-out top-1 after the last epoch only, no test-set pass.
-    pub(super) cheap: bool,
-}
-
-impl Retrainer for ClassifierRetrainer {
-    fn retrain(&mut self, arch: &Arch, seed: u64, dir: &Path, r: &Recipe) -> Result<Trained> {
-        let data = DataArgs { data: r.data.clone(), held_out: r.held_out, size: None, channels: None, workers: self.runner.workers };
-        let train = TrainArgs {
-            epochs: r.epochs,
-            batch: r.batch,
-            optimizer: r.optimizer.clone(),
-            lr: r.lr,
-            weight_decay: r.weight_decay,
-            schedule: r.schedule.clone(),
-            warmup_epochs: r.warmup_epochs,
-            label_smoothing: r.label_smoothing,
-            ema: None,
-            clip: None,
-            ckpt_every: self.runner.ckpt_every,
-            log_every: 20,
-            max_steps: None,
-            train_subset: r.train_subset,
-            seed,
-            device: self.runner.device.clone(),
-            threads: self.runner.threads,
-            resume: dir.join("ckpt").exists(),
-        };
-        let (graph, cuts) = build_child_with_cuts(arch, seed)?;
-        let distils = r.kd.is_some() || r.feature_kd.is_some();
-        let kd = match (distils, &self.teacher) {
-            (true, Some(t)) => {
-                let features = match &r.feature_kd {
-                    Some(f) if f.teacher_cuts.len() != cuts.len() => bail!(
-                        "the recipe's feature distillation names {} teacher cuts, '{}' has {} blocks",
-                        f.teacher_cuts.len(),
-                        arch.name,
-                        cuts.len()
-                    ),
-                    Some(f) => Some(FeatureDistill {
-                        kind: f.kind,
-                        weight: f.weight,
-                        pairs: cuts.iter().cloned().zip(f.teacher_cuts.iter().cloned()).collect(),
-                    }),
-                    None => None,
-                };
-                let logits = r.kd.as_ref().map(|k| LogitKd { temperature: k.temperature, alpha: k.alpha });
-                Some(Distill { teacher: load_teacher(t, arch, &self.runner.device)?, logits, features })
-            }
-            (true, None) => bail!("the recipe distils but no teacher was given"),
-            (false, _) => None,
-        };
-        let result = fit_classifier(ClassifierJob {
-            command: "study",
-            what: "truth",
-            source: Path::new(&arch.name),
-            graph,
-            input: arch.input,
-            classes: arch.classes,
-            record: serde_json::json!({"arch": arch, "kd": r.kd, "feature_kd": r.feature_kd}),
-            output: dir,
-            data: &data,
-            train: &train,
-            data_seed: r.data_seed,
-            kd,
-            no_validate: true,
-            final_held_out_only: self.cheap,
-            json: false,
-        })?;
-        let t = &result["train"];
-        let held = t["epoch_reports"].as_array().and_then(|v| v.last()).and_then(|e| e["eval"]["held_out_top1"].as_f64());
-        Ok(Trained {
-            test_top1: result["test_top1_tch"].as_f64(),
-            held_out_top1: held,
-            steps: t["steps"].as_u64().unwrap_or(0) as usize,
-            seconds: t["seconds"].as_f64().unwrap_or(0.0),
-        })
-    }
-    fn device(&self) -> String {
-        self.runner.device.clone()
-    }
-    fn threads(&self) -> usize {
-        if self.runner.threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            self.runner.threads
-        }
-    }
-}
-
-fn entries(
-    study: &StudyDir,
-    resolved: &crate::space::Resolved,
-    sampled: &[Sampled],
-    seeds: &dyn Fn(usize) -> Vec<u64>,
-    prefix: &str,
-) -> Result<Vec<PlanEntry>> {
-    sampled
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            Ok(PlanEntry {
-                key: s.key.clone(),
-                why: s.why.clone(),
-                params: s.params,
-                macs: s.macs,
-                seeds: seeds(i),
-                arch: resolved.arch(&s.point, &format!("{prefix}{i:02}"), &study.record.teacher_sha256)?,
-            })
-        })
-        .collect()
-}
-
 fn print_reliability(set: &str, t: &Truth) {
     println!(
         "truth set '{set}': {}/{} runs finished; {} architectures with a value",
@@ -393,65 +280,35 @@ fn open_space(space: &Path, teacher: &Path) -> Result<(crate::space::Resolved, S
 }
 
 pub fn truth_cmd(a: TruthArgs) -> Result<Outcome> {
-    if a.seeds.is_empty() && a.repeat > a.archs {
-        bail!("--repeat {} is more than --archs {}", a.repeat, a.archs);
-    }
     let (resolved, sha) = open_space(&a.space, &a.teacher)?;
-    let recipe = a.recipe.recipe();
-    let study = StudyDir::create(
-        &a.output,
-        StudyRecord {
-            format: "dnas.study".into(),
-            version: 1,
-            space: format!("{}@{}", resolved.space.name, resolved.space.version),
-            teacher_sha256: sha,
-            recipe,
-        },
-    )?;
-    let mut near = a.near_macs.clone();
+    let record = StudyRecord {
+        format: "dnas.study".into(),
+        version: 1,
+        space: format!("{}@{}", resolved.space.name, resolved.space.version),
+        teacher_sha256: sha,
+        recipe: a.recipe.recipe(),
+    };
+    let study = StudyDir::create(&a.output, record)?;
+    let mut near_macs = a.near_macs.clone();
     for b in &a.near_budget {
-        let budget = crate::validate::budget::Budget::load(b)?;
-        near.extend(budget.max_macs);
+        near_macs.extend(crate::validate::budget::Budget::load(b)?.max_macs);
     }
-    near.sort();
-    near.dedup();
-    let mut cost = PointCost::new(&resolved)?;
-    let (s0, s1, k) = (a.train_seed, a.train_seed + 1, a.repeat);
-    let seeds_of = |i: usize| {
-        if !a.seeds.is_empty() {
-            a.seeds.clone()
-        } else if i < k {
-            vec![s0, s1]
-        } else {
-            vec![s0]
-        }
+    near_macs.sort();
+    near_macs.dedup();
+    let p = TruthPlan {
+        set: a.set.clone(),
+        archs: a.archs,
+        seed: a.seed,
+        seeds: a.seeds.clone(),
+        repeat: a.repeat,
+        train_seed: a.train_seed,
+        budget: a.budget.clone(),
+        band: a.band,
+        near_macs,
+        pool_per_cells: a.pool_per_cells,
     };
-    let (plan, header) = if a.set == "band" {
-        let Some(file) = &a.budget else { bail!("--set band needs --budget FILE (the band is a share of its max_macs)") };
-        let budget = crate::validate::budget::Budget::load(file)?;
-        let Some(max_macs) = budget.max_macs else { bail!("budget '{}' has no max_macs: a band needs one", file.display()) };
-        let band = Band::of_budget(max_macs, budget.max_params, a.band.0, a.band.1);
-        let sampled = band_sample(&resolved, &mut cost, a.archs, a.seed, band)?;
-        let plan = entries(&study, &resolved, &sampled, &seeds_of, "band_")?;
-        let header = serde_json::json!({
-            "format": "dnas.study.plan", "version": 2, "kind": "truth", "set": "band",
-            "settings": {"archs": a.archs, "seed": a.seed, "band": band, "band_fraction": [a.band.0, a.band.1], "seeds": a.seeds,
-                         "repeat": a.repeat, "train_seed": a.train_seed},
-        });
-        (plan, header)
-    } else {
-        let sampling = TruthSampling { archs: a.archs, seed: a.seed, near_macs: near.clone(), pool_per_cells: a.pool_per_cells };
-        let sampled = truth_sample(&resolved, &mut cost, &sampling)?;
-        let plan = entries(&study, &resolved, &sampled, &seeds_of, "truth_")?;
-        let header = serde_json::json!({
-            "format": "dnas.study.plan", "kind": "truth",
-            "settings": {"archs": a.archs, "repeat": a.repeat, "seed": a.seed, "train_seed": a.train_seed, "near_macs": near, "pool_per_cells": a.pool_per_cells},
-        });
-        (plan, header)
-    };
-    // A version-1 study keeps its single stratified plan under the name it had.
-    let plan_name = if a.set == "space" && study.plan_path("truth").exists() { "truth" } else { a.set.as_str() };
-    let plan = study.create_or_open_plan(plan_name, header, plan)?;
+    let (plan_name, plan) = truth_plan(&study, &resolved, &p)?;
+    let plan_name = plan_name.as_str();
     let macs: Vec<u64> = plan.iter().map(|e| e.macs).collect();
     println!(
         "truth plan '{plan_name}': {} architectures ({} with two or more seeds), MACs {}..{}, {} runs; recipe {}",
@@ -468,7 +325,7 @@ pub fn truth_cmd(a: TruthArgs) -> Result<Outcome> {
         }
         return Ok(Outcome::Ok);
     }
-    let mut trainer = ClassifierRetrainer { runner: a.runner.clone(), teacher: Some(a.teacher.clone()), cheap: false };
+    let mut trainer = ClassifierRetrainer { runner: a.runner.runner(), teacher: Some(a.teacher.clone()), cheap: false };
     let sched = schedule(&plan);
     let stats = study.run_schedule(&sched, a.runner.shard, &mut trainer, &mut |s| Truth::load(s, plan_name)?.write_snapshot(s))?;
     let t = Truth::load(&study, plan_name)?;
@@ -558,7 +415,7 @@ pub fn rank_cmd(a: RankArgs) -> Result<Outcome> {
         h => format!("{}.{h}", run_name(&a.run, &a.name)),
     };
     set_threads(a.threads);
-    let runner = RunnerArgs { device: a.device.clone(), threads: a.threads, workers: 2, shard: (0, 1), ckpt_every: 200, plan_only: false };
+    let runner = Runner { device: a.device.clone(), threads: a.threads, workers: 2, ckpt_every: 200 };
     let lowfi_trainer =
         || -> Box<dyn Retrainer> { Box::new(ClassifierRetrainer { runner: runner.clone(), teacher: a.teacher.clone(), cheap: true }) };
     let predictors = SearchRun::open(&a.run)?.predictors(&PredictorRequest {
@@ -755,46 +612,21 @@ pub fn picks_cmd(a: PicksArgs) -> Result<Outcome> {
         }
         return Ok(Outcome::Ok);
     }
-    let mut trainer = ClassifierRetrainer { runner: a.runner.clone(), teacher, cheap: false };
+    let mut trainer = ClassifierRetrainer { runner: a.runner.runner(), teacher, cheap: false };
     study.run_schedule(&schedule(&plan), a.runner.shard, &mut trainer, &mut |_| Ok(()))?;
-    let band = Truth::load(&study, "band")?;
-    let band_seeds: Vec<Vec<f64>> = band.archs.iter().map(|x| x.top1.values().copied().collect()).collect();
-    let runs_done: Vec<_> = band.archs.iter().flat_map(|x| x.top1.keys().map(move |s| (x.key.clone(), *s))).collect();
-    let mut secs = Vec::new();
-    for (k, s) in &runs_done {
-        if let Some(r) = study.result(k, *s)? {
-            secs.push(r.seconds);
-        }
-    }
-    let truth_secs = (!secs.is_empty()).then(|| secs.iter().sum::<f64>() / secs.len() as f64);
-    let mut picks = Vec::new();
-    for (e, run) in plan.iter().zip(&a.runs) {
-        let mut seeds = Vec::new();
-        for &s in &e.seeds {
-            if let Some(t) = study.result(&e.key, s)?.and_then(|r| r.test_top1) {
-                seeds.push(t);
-            }
-        }
-        if seeds.is_empty() {
-            continue;
-        }
-        picks.push(crate::study::picks::SeedPick {
-            run: run.display().to_string(),
-            key: e.key.clone(),
-            macs: e.macs,
-            params: e.params,
-            top1: seeds.iter().sum::<f64>() / seeds.len() as f64,
-            seeds,
-            band_percentile: f64::NAN,
-            search_seconds: SearchRun::open(run).ok().and_then(|r| r.search_seconds()),
-        });
-    }
-    let r = crate::study::picks::picks_report(&a.name, budget_json, picks, &band_seeds, truth_secs, 0)?;
+    let runs: Vec<(String, Option<f64>)> =
+        a.runs.iter().map(|r| (r.display().to_string(), SearchRun::open(r).ok().and_then(|x| x.search_seconds()))).collect();
+    let r = crate::study::picks::collect(&study, &a.name, budget_json, &plan, &runs)?;
     write_atomic(&study.root.join("picks").join(format!("{}.json", a.name)), serde_json::to_string_pretty(&r)?.as_bytes())?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
-        return Ok(Outcome::Ok);
+    } else {
+        print_picks(&r);
     }
+    Ok(Outcome::Ok)
+}
+
+fn print_picks(r: &crate::study::picks::PicksReport) {
     for p in &r.picks {
         println!("  {:.2}%  band percentile {:>3.0}%  {}  ({})", 100.0 * p.top1, 100.0 * p.band_percentile, p.key, p.run);
     }
@@ -819,7 +651,6 @@ pub fn picks_cmd(a: PicksArgs) -> Result<Outcome> {
             100.0 * rs.hi
         );
     }
-    Ok(Outcome::Ok)
 }
 
 #[derive(Args)]
@@ -842,43 +673,9 @@ pub struct RecipesArgs {
 }
 
 pub fn recipes_cmd(a: RecipesArgs) -> Result<Outcome> {
-    let mut rows = Vec::new();
-    for d in &a.dirs {
-        let study = StudyDir::open(d)?;
-        let t = Truth::load(&study, &a.plan)?;
-        let mut secs = Vec::new();
-        for x in &t.archs {
-            for s in x.top1.keys() {
-                if let Some(r) = study.result(&x.key, *s)? {
-                    secs.push(r.seconds);
-                }
-            }
-        }
-        let mean_s = (!secs.is_empty()).then(|| secs.iter().sum::<f64>() / secs.len() as f64);
-        let rel_k = t.reliability.map(|r| crate::study::reliability::reliability_of_mean(r.icc1, a.seeds as f64));
-        rows.push(serde_json::json!({
-            "dir": d, "recipe": study.record.recipe, "runs": t.finished_runs, "planned": t.planned_runs,
-            "seconds_per_run": mean_s, "reliability": t.reliability, "reliability_of_mean": rel_k, "seeds": a.seeds,
-        }));
-    }
-    // The cheapest finished recipe that reaches the target; else the most reliable, said so.
-    let complete = |r: &serde_json::Value| r["runs"] == r["planned"] && r["reliability_of_mean"].is_f64();
-    let mut reaching: Vec<&serde_json::Value> =
-        rows.iter().filter(|r| complete(r) && r["reliability_of_mean"].as_f64().unwrap_or(0.0) >= a.target).collect();
-    reaching
-        .sort_by(|x, y| x["seconds_per_run"].as_f64().unwrap_or(f64::MAX).total_cmp(&y["seconds_per_run"].as_f64().unwrap_or(f64::MAX)));
-    let decision = match reaching.first() {
-        Some(r) => {
-            serde_json::json!({"chosen": r["dir"], "why": format!("the cheapest recipe whose {}-seed reliability is ≥ {}", a.seeds, a.target)})
-        }
-        None => {
-            let best = rows.iter().filter(|r| complete(r)).max_by(|x, y| {
-                x["reliability_of_mean"].as_f64().unwrap_or(0.0).total_cmp(&y["reliability_of_mean"].as_f64().unwrap_or(0.0))
-            });
-            serde_json::json!({"chosen": best.map(|b| b["dir"].clone()),
-                "why": format!("no finished recipe reaches a {}-seed reliability of {}: the most reliable one (the band is flat at this cost)", a.seeds, a.target)})
-        }
-    };
+    let out = a.out.clone().unwrap_or_else(|| a.dirs[0].parent().map(Path::to_path_buf).unwrap_or_default()).join("recipes.json");
+    let doc = crate::study::recipes::compare(&a.dirs, &a.plan, a.target, a.seeds, &out)?;
+    let (rows, decision) = (doc["recipes"].as_array().cloned().unwrap_or_default(), &doc["decision"]);
     println!(
         "{:<40} {:>9} {:>8} {:>10} {:>11} {:>7} {:>9}",
         "recipe (study directory)",
@@ -904,9 +701,6 @@ pub fn recipes_cmd(a: RecipesArgs) -> Result<Outcome> {
         );
     }
     println!("decision: {} — {}", decision["chosen"], decision["why"].as_str().unwrap_or(""));
-    let out = a.out.clone().unwrap_or_else(|| a.dirs[0].parent().map(Path::to_path_buf).unwrap_or_default()).join("recipes.json");
-    let doc = serde_json::json!({"format": "dnas.study.recipes", "version": 1, "plan": a.plan, "target": a.target, "recipes": rows, "decision": decision});
-    write_atomic(&out, serde_json::to_string_pretty(&doc)?.as_bytes())?;
     println!("written: {}", out.display());
     Ok(Outcome::Ok)
 }
@@ -941,7 +735,7 @@ pub fn pick_cmd(a: PickArgs) -> Result<Outcome> {
     let plan = study.create_or_open_plan(&format!("pick-{name}"), header, plan)?;
     println!("pick {} ({} MACs) vs {} random architectures within {budget_json}", plan[0].key, plan[0].macs, a.random);
     if !a.runner.plan_only {
-        let mut trainer = ClassifierRetrainer { runner: a.runner.clone(), teacher, cheap: false };
+        let mut trainer = ClassifierRetrainer { runner: a.runner.runner(), teacher, cheap: false };
         let sched = schedule(&plan);
         study.run_schedule(&sched, a.runner.shard, &mut trainer, &mut |_| Ok(()))?;
     } else {

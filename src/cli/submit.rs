@@ -1,20 +1,18 @@
-//! `dnas submit slurm`: the demo's DNA chain as Slurm jobs. One array job with a task per block
-//! (`dnas train --block $i`, then `dnas evaluate --block $i`, the demo's own settings), then one
-//! job `--dependency=afterok:<array>` running `dnas demo` with the same arguments in the same
-//! directory: it finds every block trained and ranked (so it skips both) and runs select →
-//! retrain → export → validate, exactly as `dnas demo` alone would. The job scripts land in
-//! `DIR/slurm/` and are plain files: what was submitted is what you can read.
+//! `dnas submit slurm`: the demo's DNA chain as Slurm jobs (`pipeline::slurm`). One array job
+//! with a task per block (`dnas train --block $i`, then `dnas evaluate --block $i`, the demo's
+//! own settings), then one job `--dependency=afterok:<array>` running `dnas demo` with the same
+//! arguments in the same directory: it finds every block trained and ranked (so it skips both)
+//! and runs select → retrain → export → validate, exactly as `dnas demo` alone would.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
 use super::demo::{evaluate_args, paths, train_args, DemoArgs};
 use super::Outcome;
-use crate::util::write_atomic;
+use crate::pipeline::slurm::{array_spec, submit as submit_jobs, write_scripts, JobResources};
 
 #[derive(Subcommand)]
 pub enum SubmitCommand {
@@ -56,52 +54,6 @@ pub fn submit(c: SubmitCommand) -> Result<Outcome> {
     match c {
         SubmitCommand::Slurm(a) => slurm(a),
     }
-}
-
-/// A shell word: single-quoted unless it is plainly safe.
-fn quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@%".contains(c)) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
-
-fn command_line(dnas: &Path, args: &[OsString]) -> String {
-    let mut out = quote(&dnas.display().to_string());
-    for a in args {
-        out.push(' ');
-        out.push_str(&quote(&a.to_string_lossy()));
-    }
-    out
-}
-
-/// Runs a dnas command so that preemption resumes it: Slurm sends USR1 to this script two
-/// minutes before the time limit (`--signal=B:USR1@120`), the script passes it on, dnas writes
-/// a checkpoint at the next step and exits 3, and the task requeues itself to resume there. (A
-/// requeue or cancellation from outside sends SIGTERM to dnas directly: the same checkpoint.)
-const PREEMPTION: &str = r#"run() {
-  "$@" & pid=$!
-  trap 'kill -USR1 "$pid" 2>/dev/null' USR1
-  while :; do
-    rc=0
-    wait "$pid" || rc=$?
-    # A trap interrupts `wait` while the command still runs: wait again.
-    kill -0 "$pid" 2>/dev/null || break
-  done
-  [ "$rc" -eq 0 ] && return 0
-  if [ "$rc" -eq 3 ]; then
-    echo "preempted: requeueing ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID} to resume from its checkpoint"
-    scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
-    exit 0
-  fi
-  return "$rc"
-}
-"#;
-
-/// Slurm's array index list: "0,2,3".
-fn array_spec(blocks: &[usize]) -> String {
-    blocks.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(",")
 }
 
 fn absolute(p: &Path) -> Result<PathBuf> {
@@ -161,84 +113,33 @@ fn slurm(mut a: SlurmArgs) -> Result<Outcome> {
     let blocks = run.space()?.blocks.len();
     // Only blocks not yet trained and ranked: a resubmission reruns what failed, nothing else.
     let todo: Vec<usize> = (0..blocks).filter(|&i| !(run.is_done(i) && run.eval_path(i).exists())).collect();
-
-    let slurm_dir = d.dir.join("slurm");
-    let logs = slurm_dir.join("logs");
-    std::fs::create_dir_all(&logs).with_context(|| format!("cannot create '{}'", logs.display()))?;
-    let header = |name: &str, extra: &[String]| -> String {
-        let mut h = format!("#!/bin/bash\n# Written by `dnas submit slurm` for {}.\n#SBATCH --job-name={name}\n", d.dir.display());
-        for l in extra {
-            h.push_str(&format!("#SBATCH {l}\n"));
-        }
-        h.push_str(&format!("#SBATCH --cpus-per-task={}\n#SBATCH --mem={}\n", a.cpus_per_job, a.mem));
-        if a.gpus_per_job > 0 {
-            h.push_str(&format!("#SBATCH --gres=gpu:{}\n", a.gpus_per_job));
-        }
-        for (k, v) in [("partition", &a.partition), ("account", &a.account), ("time", &a.time)] {
-            if let Some(v) = v {
-                h.push_str(&format!("#SBATCH --{k}={v}\n"));
-            }
-        }
-        h.push_str("set -euo pipefail\n");
-        h
+    let res = JobResources {
+        cpus: a.cpus_per_job,
+        mem: a.mem.clone(),
+        gpus: a.gpus_per_job,
+        partition: a.partition.clone(),
+        account: a.account.clone(),
+        time: a.time.clone(),
     };
-    let block = "\"$SLURM_ARRAY_TASK_ID\"";
-    let train_cmd = format!("{} --block {block}", command_line(&dnas, &train_args(&a.demo, &d.settings, &d.search)));
-    let eval_cmd = format!("{} --block {block}", command_line(&dnas, &evaluate_args(&a.demo, &d.settings, &d.search)));
-    let block_script = format!(
-        "{}{PREEMPTION}echo \"block $SLURM_ARRAY_TASK_ID of {blocks} on $(hostname)\"\nrun {train_cmd}\nrun {eval_cmd}\n",
-        header(
-            "dnas-blocks",
-            &[
-                format!("--array={}", array_spec(&todo)),
-                format!("--output={}/block-%a.out", logs.display()),
-                "--requeue".into(),
-                "--signal=B:USR1@120".into(),
-                // A requeued task appends to its log: both runs stay readable.
-                "--open-mode=append".into()
-            ]
-        )
+    let commands = (
+        &train_args(&a.demo, &d.settings, &d.search)[..],
+        &evaluate_args(&a.demo, &d.settings, &d.search)[..],
+        &demo_command(&a.demo, &d.dir)[..],
     );
-    let gather_cmd = command_line(&dnas, &demo_command(&a.demo, &d.dir));
-    let gather_script = format!("{}{gather_cmd}\n", header("dnas-gather", &[format!("--output={}/gather.out", logs.display())]));
-    let (block_path, gather_path) = (slurm_dir.join("blocks.sh"), slurm_dir.join("gather.sh"));
-    write_atomic(&block_path, block_script.as_bytes())?;
-    write_atomic(&gather_path, gather_script.as_bytes())?;
-    println!("job scripts: {} (array tasks for blocks {}), {}", block_path.display(), array_spec(&todo), gather_path.display());
-    println!("  each task:  {train_cmd}\n              {eval_cmd}\n  then:       {gather_cmd}");
+    let s = write_scripts(&d.dir, &dnas, commands, (blocks, todo), &res)?;
+    println!("job scripts: {} (array tasks for blocks {}), {}", s.blocks_script.display(), array_spec(&s.todo), s.gather_script.display());
+    println!("  each task:  {}\n              {}\n  then:       {}", s.train_cmd, s.eval_cmd, s.gather_cmd);
     if a.dry_run {
         println!("--dry-run: nothing submitted. To submit by hand:");
-        println!("  a=$({} --parsable {})", a.sbatch, block_path.display());
-        println!("  {} --dependency=afterok:$a {}", a.sbatch, gather_path.display());
+        println!("  a=$({} --parsable {})", a.sbatch, s.blocks_script.display());
+        println!("  {} --dependency=afterok:$a {}", a.sbatch, s.gather_script.display());
         return Ok(Outcome::Ok);
     }
-    let sbatch = |extra: &[String], script: &Path| -> Result<String> {
-        let out = Command::new(&a.sbatch)
-            .arg("--parsable")
-            .args(extra)
-            .arg(script)
-            .output()
-            .with_context(|| format!("cannot run '{}' (is Slurm installed here? --dry-run writes the scripts only)", a.sbatch))?;
-        if !out.status.success() {
-            bail!("{} {} failed: {}", a.sbatch, script.display(), String::from_utf8_lossy(&out.stderr).trim());
-        }
-        // --parsable prints "id" or "id;cluster".
-        Ok(String::from_utf8_lossy(&out.stdout).trim().split(';').next().unwrap_or_default().to_string())
-    };
-    let (array, gather) = if todo.is_empty() {
+    if s.todo.is_empty() {
         println!("every block is trained and ranked: only the gather job is submitted");
-        (String::new(), sbatch(&[], &gather_path)?)
-    } else {
-        let array = sbatch(&[], &block_path)?;
-        let gather = sbatch(&[format!("--dependency=afterok:{array}")], &gather_path)?;
-        (array, gather)
-    };
-    let record = serde_json::json!({
-        "format": "dnas.slurm", "version": 1, "array_job": array, "gather_job": gather, "blocks": blocks, "array_blocks": todo,
-        "scripts": {"blocks": block_path, "gather": gather_path}, "logs": logs,
-    });
-    write_atomic(&slurm_dir.join("submitted.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
-    println!("submitted: array job {array} (blocks {}), gather job {gather}", array_spec(&todo));
-    println!("follow: squeue -j {array},{gather}; logs in {}", logs.display());
+    }
+    let r = submit_jobs(&a.sbatch, &s)?;
+    println!("submitted: array job {} (blocks {}), gather job {}", r.array_job, array_spec(&s.todo), r.gather_job);
+    println!("follow: squeue -j {},{}; logs in {}", r.array_job, r.gather_job, s.logs.display());
     Ok(Outcome::Ok)
 }

@@ -2,25 +2,19 @@
 //! ONNX and evaluated through ONNX Runtime; the training flags every training command shares.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use clap::Args;
 
 use super::eval::DataArgs;
 use super::Outcome;
-use crate::data::loader::LoaderConfig;
-use crate::data::{open, Dataset, Loader};
 use crate::exec::parse_device;
 use crate::nets::{build, NetSpec};
-use crate::onnx::export::export;
-use crate::onnx::WriteOptions;
-use crate::train::classify::{evaluate, Classifier};
+use crate::train::job::{run_classifier, ClassifierJob, TrainResult, TrainSettings};
 use crate::train::optim::OptimConfig;
 use crate::train::schedule::Decay;
-use crate::train::{fit, TrainConfig, Trainable};
-use crate::util::write_atomic;
-use crate::validate::accuracy::{ort_top1, tract_top1};
+pub use crate::train::set_threads;
+use crate::train::TrainConfig;
 
 #[derive(Args, Clone)]
 pub struct TrainArgs {
@@ -106,168 +100,62 @@ pub struct TrainTeacherArgs {
     json: bool,
 }
 
-pub fn set_threads(n: usize) {
-    let n = if n == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { n };
-    tch::set_num_threads(n as i32);
+impl TrainArgs {
+    /// The training settings of these flags on `data` (held-out split carved with `data_seed`).
+    pub fn settings(&self, data: &DataArgs, data_seed: u64) -> Result<TrainSettings> {
+        set_threads(self.threads);
+        Ok(TrainSettings {
+            data: data.spec(data_seed),
+            workers: data.workers,
+            train: self.config()?,
+            batch: self.batch,
+            seed: self.seed,
+            train_subset: self.train_subset,
+            label_smoothing: self.label_smoothing,
+            device: parse_device(&self.device)?,
+            resume: self.resume,
+        })
+    }
 }
 
 pub fn train_teacher(a: TrainTeacherArgs) -> Result<Outcome> {
     let spec = NetSpec::load(&a.arch)?;
     let graph = build(&spec, a.train.seed)?;
-    train_classifier(ClassifierJob {
-        command: "train-teacher",
-        what: "teacher",
-        source: &a.arch,
+    let job = ClassifierJob {
+        command: "train-teacher".into(),
+        source: a.arch.clone(),
         graph,
         input: spec.input,
         classes: spec.classes,
         record: serde_json::json!({"arch": spec}),
-        output: &a.output,
-        data: &a.data,
-        train: &a.train,
-        data_seed: a.train.seed,
+        output: a.output.clone(),
+        settings: a.train.settings(&a.data, a.train.seed)?,
         kd: None,
-        no_validate: a.no_validate,
+        validate: !a.no_validate,
         final_held_out_only: false,
-        json: a.json,
-    })
+        quiet: a.json,
+    };
+    print_result("teacher", &run_classifier(job)?, a.json)
 }
 
-/// A classifier to train on the shared loop, export as ONNX and evaluate: what `train-teacher`
-/// and `retrain` have in common.
-pub(super) struct ClassifierJob<'a> {
-    pub command: &'static str,
-    /// "teacher" or "student", for the printed table.
-    pub what: &'static str,
-    /// The file the graph came from (named in errors).
-    pub source: &'a std::path::Path,
-    pub graph: crate::ir::Graph,
-    pub input: [usize; 3],
-    pub classes: usize,
-    /// Recorded in `run.json` and the ONNX metadata beside the data and training settings.
-    pub record: serde_json::Value,
-    pub output: &'a std::path::Path,
-    pub data: &'a DataArgs,
-    pub train: &'a TrainArgs,
-    /// Seed of the held-out carve (the same for every run of a study; `train.seed` otherwise).
-    pub data_seed: u64,
-    pub kd: Option<crate::train::classify::Distill>,
-    pub no_validate: bool,
-    /// A cheap evaluation (MF-KD's low fidelity): the held-out split after the last epoch only,
-    /// and no test-set pass (`test_top1_tch` is null).
-    pub final_held_out_only: bool,
-    pub json: bool,
-}
-
-/// Trains `job.graph` with cross-entropy (and KD when set) into `job.output`: `run.json`,
-/// `train.jsonl`, checkpoints, `final.safetensors` (the trained state, which `dnas export`
-/// reads), `model.onnx` (BatchNorm folded) and `result.json` (test top-1 through tch, ORT, tract).
-pub(super) fn train_classifier(job: ClassifierJob) -> Result<Outcome> {
-    let json = job.json;
-    let what = job.what;
-    let result = fit_classifier(job)?;
+/// A training's result as JSON, or its model, cost, steps and top-1 as lines.
+pub(super) fn print_result(what: &str, r: &TrainResult, json: bool) -> Result<Outcome> {
     if json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
-    } else {
-        let n = |k: &str| result[k].as_u64().unwrap_or(0);
-        println!("{:<17} {}", what, result["model"].as_str().unwrap_or(""));
-        println!("weights           {}", result["weights"].as_str().unwrap_or(""));
-        println!("params            {}", n("params"));
-        println!("MACs              {}", n("macs"));
-        let t = &result["train"];
-        println!(
-            "steps             {} ({} epochs, {:.0} s, data wait {:.1} s)",
-            t["steps"].as_u64().unwrap_or(0),
-            t["epochs"].as_u64().unwrap_or(0),
-            t["seconds"].as_f64().unwrap_or(0.0),
-            t["data_wait_seconds"].as_f64().unwrap_or(0.0)
-        );
-        println!("test top-1 (tch)  {:.2}%", 100.0 * result["test_top1_tch"].as_f64().unwrap_or(0.0));
-        if let Some(v) = result["test_top1_onnxruntime"].as_f64() {
-            println!("test top-1 (ORT)  {:.2}%", 100.0 * v);
-        }
-        if let Some(v) = result["test_top1_tract"].as_f64() {
-            println!("test top-1 (tract) {:.2}%", 100.0 * v);
-        }
+        println!("{}", serde_json::to_string_pretty(r)?);
+        return Ok(Outcome::Ok);
+    }
+    println!("{:<17} {}", what, r.model.display());
+    println!("weights           {}", r.weights.display());
+    println!("params            {}", r.params);
+    println!("MACs              {}", r.macs);
+    let t = &r.train;
+    println!("steps             {} ({} epochs, {:.0} s, data wait {:.1} s)", t.steps, t.epochs, t.seconds, t.data_wait_seconds);
+    println!("test top-1 (tch)  {:.2}%", 100.0 * r.test_top1_tch.unwrap_or(0.0));
+    if let Some(v) = r.test_top1_onnxruntime {
+        println!("test top-1 (ORT)  {:.2}%", 100.0 * v);
+    }
+    if let Some(v) = r.test_top1_tract {
+        println!("test top-1 (tract) {:.2}%", 100.0 * v);
     }
     Ok(Outcome::Ok)
-}
-
-/// The work of [`train_classifier`] without the printing: returns what `result.json` holds.
-pub(super) fn fit_classifier(job: ClassifierJob) -> Result<serde_json::Value> {
-    let t0 = std::time::Instant::now();
-    let (a_train, a_data) = (job.train, job.data);
-    set_threads(a_train.threads);
-    let device = parse_device(&a_train.device)?;
-    let data_spec = a_data.spec(job.data_seed);
-    let splits = open(&data_spec)?;
-    let mut train_set = splits.train.clone();
-    if let Some(n) = a_train.train_subset {
-        train_set = train_set.take(n);
-    }
-    if splits.train.shape() != job.input {
-        bail!("'{}' expects input {:?} but --data {} gives {:?}", job.source.display(), job.input, a_data.data, splits.train.shape());
-    }
-    if splits.train.num_classes() > job.classes {
-        bail!("'{}' has {} classes but the data has {}", job.source.display(), job.classes, splits.train.num_classes());
-    }
-    let cfg = a_train.config()?;
-    let run = job.output;
-    std::fs::create_dir_all(run).with_context(|| format!("cannot create '{}'", run.display()))?;
-    let mut record = serde_json::json!({"command": job.command, "data": data_spec, "train": cfg, "batch": a_train.batch,
-        "seed": a_train.seed, "train_subset": a_train.train_subset, "dnas_version": env!("CARGO_PKG_VERSION"),
-        "preprocessing": splits.train.preprocessing()});
-    if let (Some(r), Some(extra)) = (record.as_object_mut(), job.record.as_object()) {
-        r.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
-    }
-    if !a_train.resume || !run.join("run.json").exists() {
-        write_atomic(&run.join("run.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
-    }
-    let mut learner = Classifier { module: Trainable::new(job.graph, device)?, label_smoothing: a_train.label_smoothing, kd: job.kd };
-    let loader = Loader::new(
-        Arc::new(train_set),
-        LoaderConfig {
-            batch: a_train.batch,
-            shuffle: true,
-            augment: true,
-            drop_last: true,
-            seed: a_train.seed,
-            workers: a_data.workers,
-            prefetch: 4,
-        },
-    );
-    let held = Loader::new(Arc::new(splits.held_out.clone()), LoaderConfig::eval(256));
-    let quiet = job.json;
-    let (epochs, cheap) = (cfg.epochs, job.final_held_out_only);
-    let summary = fit(&mut learner, &loader, &cfg, run, a_train.resume, quiet, &mut |l, epoch| {
-        if held.dataset().is_empty() || (cheap && epoch + 1 < epochs) {
-            return Ok(serde_json::json!({}));
-        }
-        let r = evaluate(&l.module, &held)?;
-        Ok(serde_json::json!({"held_out_top1": r.top1, "held_out_loss": r.loss}))
-    })?;
-    let test_loader = Loader::new(Arc::new(splits.test.clone()), LoaderConfig::eval(256));
-    let tch_test = if cheap { None } else { Some(evaluate(&learner.module, &test_loader)?.top1) };
-    let graph = learner.module.to_graph()?;
-    let meta = [
-        ("dnas.preprocessing", splits.train.preprocessing().to_string()),
-        ("dnas.dataset", a_data.data.clone()),
-        ("dnas.train", serde_json::to_string(&record)?),
-    ];
-    let model_path = run.join("model.onnx");
-    let bytes = export(&graph, &model_path, &meta, &WriteOptions::default())?;
-    // As exported: BatchNorm folded.
-    let (params, macs) = crate::space::arch::graph_cost(&graph)?;
-    let mut result = serde_json::json!({
-        "model": model_path, "weights": run.join("final.safetensors"), "params": params, "macs": macs, "train": summary,
-        "test_top1_tch": tch_test, "wall_seconds": t0.elapsed().as_secs_f64(),
-    });
-    if !job.no_validate {
-        let ort = ort_top1(&bytes, &test_loader, 0)?;
-        result["test_top1_onnxruntime"] = serde_json::json!(ort.top1);
-        let tr = tract_top1(&bytes, &test_loader)?;
-        result["test_top1_tract"] = serde_json::json!(tr.top1);
-    }
-    write_atomic(&run.join("result.json"), serde_json::to_string_pretty(&result)?.as_bytes())?;
-    Ok(result)
 }

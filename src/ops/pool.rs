@@ -1,5 +1,6 @@
-//! Pooling: GlobalAveragePool, GlobalMaxPool, AveragePool and MaxPool (ceil mode, automatic padding, MaxPool
-//! dilations; AveragePool dilations only from opset 19 on).
+//! Pooling: GlobalAveragePool, GlobalMaxPool, AveragePool and MaxPool (ceil mode, automatic and
+//! asymmetric padding, AveragePool with or without the padding counted, MaxPool dilations;
+//! AveragePool dilations only from opset 19 on).
 
 #[cfg(feature = "torch")]
 use anyhow::bail;
@@ -104,8 +105,10 @@ impl Family for Pool {
                 let win = Window::pool(a, &xd[2..])?;
                 let n = win.kernel.len();
                 let sym = (0..n).all(|i| win.pads[i] == win.pads[n + i]);
-                ensure!(sym || a.count_include_pad, "asymmetric padding with count_include_pad=0 is not supported");
                 ensure!(win.dilations.iter().all(|&d| d == 1), "dilated AveragePool is not supported");
+                if !sym && !a.count_include_pad {
+                    return one(avg_pool_excluding_asymmetric_pads(xt, &win, a.ceil_mode)?);
+                }
                 let (xp, pad) = split_pads(xt, &win.pads, 0.0)?;
                 let (k, s) = (i64s(&win.kernel), i64s(&win.strides));
                 one(match n {
@@ -128,6 +131,30 @@ impl Family for Pool {
             _ => Err(not_mine(self, op)),
         }
     }
+}
+
+/// AveragePool with asymmetric pads and `count_include_pad = 0`, as ONNX Runtime computes it:
+/// each window's sum over the input elements it covers, divided by their number (padding
+/// excluded). libtorch's pads are symmetric, so the input is padded explicitly with zeros and the
+/// window sums and element counts are both taken by sum pooling (`divisor_override = 1`); a
+/// 1-D pool runs as a 2-D one over `[N, C, 1, L]`.
+#[cfg(feature = "torch")]
+fn avg_pool_excluding_asymmetric_pads(x: &T, win: &Window, ceil_mode: bool) -> Result<T> {
+    let n = win.kernel.len();
+    let (x2, kernel, strides, pads) = match n {
+        1 => (x.f_unsqueeze(2)?, vec![1, win.kernel[0]], vec![1, win.strides[0]], vec![0, win.pads[0], 0, win.pads[1]]),
+        2 => (x.shallow_clone(), win.kernel.clone(), win.strides.clone(), win.pads.clone()),
+        _ => bail!("AveragePool over {n} spatial axes is not supported"),
+    };
+    let (k, s) = (i64s(&kernel), i64s(&strides));
+    let sum_pool = |t: &T| -> Result<T> {
+        let (padded, _) = split_pads(t, &pads, 0.0)?;
+        Ok(padded.f_avg_pool2d(&k, &s, [0, 0], ceil_mode, true, Some(1))?)
+    };
+    let d = dims(&x2);
+    let ones = T::f_ones([1, 1, d[2] as i64, d[3] as i64], (x2.kind(), x2.device()))?;
+    let out = sum_pool(&x2)?.f_div(&sum_pool(&ones)?)?;
+    Ok(if n == 1 { out.f_squeeze_dim(2)? } else { out })
 }
 
 #[cfg(test)]
@@ -153,5 +180,35 @@ mod tests {
             shapes_agree(op, &[data(&[1, 3, 9, 10])]);
         }
         super::super::conformance::runtimes_agree("GlobalMaxPool", &Op::GlobalMaxPool, &[], &[2, 3, 5, 6], 17, false);
+    }
+
+    /// Asymmetric pads with `count_include_pad` 0 and 1 (a Caffe2-era Inception's pools), with and
+    /// without ceil mode, in 2-D and 1-D: tch as ONNX Runtime and tract compute them.
+    #[test]
+    fn average_pools_with_asymmetric_pads_agree_with_ort_and_tract() {
+        use super::super::conformance::runtimes_agree;
+        for include in [false, true] {
+            for ceil_mode in [false, true] {
+                let op = Op::AveragePool(PoolAttrs {
+                    kernel_shape: vec![3, 3],
+                    strides: vec![2, 2],
+                    pads: vec![0, 1, 1, 2],
+                    ceil_mode,
+                    count_include_pad: include,
+                    ..Default::default()
+                });
+                roundtrip(&op, &["x"], &[], 13);
+                shapes_agree(&op, &[data(&[1, 3, 9, 10])]);
+                runtimes_agree(&format!("AveragePool 2-D include={include} ceil={ceil_mode}"), &op, &[], &[2, 3, 9, 10], 13, false);
+            }
+            let op1 = Op::AveragePool(PoolAttrs {
+                kernel_shape: vec![3],
+                strides: vec![1],
+                pads: vec![2, 0],
+                count_include_pad: include,
+                ..Default::default()
+            });
+            runtimes_agree(&format!("AveragePool 1-D include={include}"), &op1, &[], &[2, 3, 8], 13, false);
+        }
     }
 }

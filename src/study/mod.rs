@@ -7,8 +7,11 @@
 pub mod metrics;
 pub mod pick;
 pub mod picks;
+pub mod plan;
 pub mod predict;
 pub mod rank;
+pub mod recipes;
 pub mod reliability;
+pub mod retrain;
 pub mod sample;
 pub mod truth;

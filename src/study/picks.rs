@@ -14,6 +14,7 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 use super::metrics::{percentile_among, percentile_sorted};
+use super::truth::{PlanEntry, StudyDir, Truth};
 use crate::util::Rng;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -211,6 +212,51 @@ pub fn picks_report(
         truth_train_seconds,
         random_search: random,
     })
+}
+
+/// The picks of a finished (or partly finished) `picks-<name>` plan against the study's band
+/// set: each pick's retrained top-1 over its seeds, with its run's name and search seconds
+/// (`runs`, in plan order), summarised by [`picks_report`].
+pub fn collect(
+    study: &StudyDir,
+    name: &str,
+    budget: serde_json::Value,
+    plan: &[PlanEntry],
+    runs: &[(String, Option<f64>)],
+) -> Result<PicksReport> {
+    let band = Truth::load(study, "band")?;
+    let band_seeds: Vec<Vec<f64>> = band.archs.iter().map(|x| x.top1.values().copied().collect()).collect();
+    let runs_done: Vec<_> = band.archs.iter().flat_map(|x| x.top1.keys().map(move |s| (x.key.clone(), *s))).collect();
+    let mut secs = Vec::new();
+    for (k, s) in &runs_done {
+        if let Some(r) = study.result(k, *s)? {
+            secs.push(r.seconds);
+        }
+    }
+    let truth_secs = (!secs.is_empty()).then(|| secs.iter().sum::<f64>() / secs.len() as f64);
+    let mut picks = Vec::new();
+    for (e, (run, search_seconds)) in plan.iter().zip(runs) {
+        let mut seeds = Vec::new();
+        for &s in &e.seeds {
+            if let Some(t) = study.result(&e.key, s)?.and_then(|r| r.test_top1) {
+                seeds.push(t);
+            }
+        }
+        if seeds.is_empty() {
+            continue;
+        }
+        picks.push(SeedPick {
+            run: run.clone(),
+            key: e.key.clone(),
+            macs: e.macs,
+            params: e.params,
+            top1: seeds.iter().sum::<f64>() / seeds.len() as f64,
+            seeds,
+            band_percentile: f64::NAN,
+            search_seconds: *search_seconds,
+        });
+    }
+    picks_report(name, budget, picks, &band_seeds, truth_secs, 0)
 }
 
 #[cfg(test)]

@@ -22,7 +22,12 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::reliability::{reliability, Reliability};
+use crate::data::DataSpec;
 use crate::space::arch::Arch;
+use crate::train::job::TrainSettings;
+use crate::train::optim::OptimConfig;
+use crate::train::schedule::Decay;
+use crate::train::TrainConfig;
 use crate::util::sha256_hex;
 use crate::util::{create_or_match, differences, read_json, write_atomic};
 
@@ -55,6 +60,36 @@ pub struct Recipe {
     /// Feature-level distillation at the teacher's cut points (absent = none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feature_kd: Option<FeatureKdRecipe>,
+}
+
+impl Recipe {
+    /// The training settings of one run of this recipe (training `seed`; the held-out split is
+    /// carved with the recipe's own `data_seed`, the same for every run).
+    pub fn settings(&self, seed: u64, device: &str, workers: usize, resume: bool, ckpt_every: usize) -> Result<TrainSettings> {
+        Ok(TrainSettings {
+            data: DataSpec { source: self.data.clone(), held_out: self.held_out, seed: self.data_seed, size: None, channels: None },
+            workers,
+            train: TrainConfig {
+                epochs: self.epochs,
+                lr: self.lr,
+                weight_decay: self.weight_decay,
+                optim: OptimConfig::parse(&self.optimizer)?,
+                decay: Decay::parse(&self.schedule)?,
+                warmup_epochs: self.warmup_epochs,
+                ema: None,
+                clip: None,
+                ckpt_every,
+                log_every: 20,
+                max_steps: None,
+            },
+            batch: self.batch,
+            seed,
+            train_subset: self.train_subset,
+            label_smoothing: self.label_smoothing,
+            device: crate::ops::convert::parse_device(device)?,
+            resume,
+        })
+    }
 }
 
 /// Feature distillation in the recipe: the student's block outputs against these teacher

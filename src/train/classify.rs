@@ -4,13 +4,16 @@
 
 use std::collections::HashMap;
 
-use anyhow::Result;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
 use tch::{Kind, Tensor as T};
 
 use super::features::FeatureKd;
 use super::module::Trainable;
 use super::trainer::Learner;
 use crate::data::{Batch, Loader};
+use crate::exec::Executor;
 
 pub struct Classifier {
     pub module: Trainable,
@@ -158,6 +161,25 @@ pub fn evaluate(m: &Trainable, loader: &Loader) -> Result<EvalResult> {
         total += batch.n;
     }
     Ok(EvalResult { top1: correct as f64 / total.max(1) as f64, loss: loss / total.max(1) as f64, correct, total })
+}
+
+/// The KD teacher as a frozen executor, checked against the child's input and classes.
+pub fn load_teacher(path: &Path, input: [usize; 3], classes: usize, device: tch::Device) -> Result<Executor> {
+    let what = || format!("teacher '{}'", path.display());
+    let g = crate::teacher::layout::for_training(crate::onnx::read_file(path)?, &what())?;
+    let shapes = crate::ir::fixed_input_shapes(&g, 1).with_context(what)?;
+    let data_input = g.data_inputs().next().with_context(|| format!("teacher '{}' has no input", path.display()))?;
+    let dims = shapes.get(&data_input.name).cloned().unwrap_or_default();
+    if dims.len() != 4 || dims[1..] != input {
+        bail!("teacher '{}' takes input {:?}, the architecture {:?} (N, C, H, W)", path.display(), dims, input);
+    }
+    let facts = crate::ops::infer::infer(&g, &shapes).with_context(what)?;
+    let out = g.outputs.first().with_context(|| format!("teacher '{}' has no output", path.display()))?;
+    let outputs = facts.get(&out.name).and_then(|f| f.shape.last().copied());
+    if outputs != Some(classes) {
+        bail!("teacher '{}' outputs {:?} classes, the architecture has {classes}", path.display(), outputs);
+    }
+    Executor::new(g, device).with_context(|| format!("teacher '{}'", path.display()))
 }
 
 #[cfg(test)]

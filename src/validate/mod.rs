@@ -3,9 +3,11 @@
 pub mod accuracy;
 pub mod budget;
 pub mod compare;
+pub mod gate;
 pub mod latency;
 pub mod model_file;
 pub mod ort_rt;
+pub mod time_pair;
 pub mod tract_rt;
 
 /// A dense f32 tensor as plain data: how results cross between tch, ort and tract.

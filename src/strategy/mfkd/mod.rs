@@ -12,6 +12,7 @@
 
 pub mod encode;
 pub mod lowfi;
+pub mod run;
 pub mod surrogate;
 
 use anyhow::{bail, Result};
